@@ -1,0 +1,5 @@
+"""The in-memory backend: one process, no server."""
+
+from .layer import InMemoryChannelLayer
+
+__all__ = ["InMemoryChannelLayer"]
