@@ -141,7 +141,9 @@ def layer_from_config(config: object) -> ChannelLayer:
         raise ConfigError(f"a channel layer config must be a dict or a URL, got {config!r}")
     if "BACKEND" not in config:
         raise ConfigError(f"channel layer config {dict(config)!r} has no BACKEND")
-    options = config.get("CONFIG") or {}
+    options = config.get("CONFIG")
+    if options is None:
+        options = {}
     if not isinstance(options, Mapping):
         raise ConfigError(f"CONFIG must be a dict, got {type(options).__name__}")
     return load_backend(config["BACKEND"])(**options)

@@ -1,0 +1,58 @@
+"""The contract suite's fixtures: every test here runs once per backend variant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from layers.base import ChannelLayer
+from tests.variants import VARIANTS, Variant
+
+LayerFactory = Callable[..., ChannelLayer]
+
+
+@pytest.fixture(params=VARIANTS, ids=[v.name for v in VARIANTS])
+def variant(request: pytest.FixtureRequest) -> Variant:
+    """The backend variant under test."""
+    return request.param  # type: ignore[no-any-return]
+
+
+class Layers:
+    """Makes layers of one variant and closes them after the test."""
+
+    def __init__(self, variant: Variant) -> None:
+        self.variant = variant
+        self.made: list[ChannelLayer] = []
+
+    def __call__(self, **options: Any) -> ChannelLayer:
+        layer = self.variant.make(**options)
+        self.made.append(layer)
+        return layer
+
+    def peer(self, layer: ChannelLayer, **options: Any) -> ChannelLayer:
+        """Another 'process' on the same layer: a new object where state is shared."""
+        if not self.variant.shared:
+            return layer
+        return self(prefix=layer.prefix, **options)
+
+    async def close_all(self) -> None:
+        for layer in self.made:
+            if not layer.closed:
+                await layer.flush()
+                await layer.close()
+
+
+@pytest.fixture
+async def make_layer(variant: Variant) -> AsyncIterator[Layers]:
+    """A factory of layers of the current variant, closed at teardown."""
+    layers = Layers(variant)
+    yield layers
+    await layers.close_all()
+
+
+@pytest.fixture
+async def layer(make_layer: Layers) -> ChannelLayer:
+    """A layer of the current variant with default options."""
+    return make_layer()

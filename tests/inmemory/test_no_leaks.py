@@ -1,0 +1,89 @@
+"""In-memory state never outlives its use: no growth over connect/disconnect cycles."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tracemalloc
+
+from layers.inmemory import InMemoryChannelLayer
+from tests.helpers import msg
+
+
+async def _cycle(layer: InMemoryChannelLayer, i: int) -> None:
+    # What a WebSocket consumer does: channel, group, wait, a message, leave.
+    channel = await layer.new_channel()
+    await layer.group_add(f"room-{i % 10}", channel)
+    waiting = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    await layer.group_send(f"room-{i % 10}", msg(i))
+    await waiting
+    await layer.group_discard(f"room-{i % 10}", channel)
+    timed_out = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    timed_out.cancel()
+    await asyncio.gather(timed_out, return_exceptions=True)
+    await layer.send(channel, msg(i))  # left unread after disconnect: must expire
+
+
+async def test_connect_disconnect_cycles_do_not_grow_memory() -> None:
+    layer = InMemoryChannelLayer(expiry=0.05)
+    for i in range(2000):  # warm up caches and allocator
+        await _cycle(layer, i)
+    await asyncio.sleep(0.1)
+    await layer.send("tick", msg())  # any call sweeps
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for i in range(20_000):
+        await _cycle(layer, i)
+    await asyncio.sleep(0.1)
+    await layer.send("tick", msg())  # sweeps
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename") if "layers" in str(s))
+    stats = layer.stats()
+    # Only "tick" is left: every cycle's channel, buffer, waiter and group is gone.
+    assert (stats["channels"], stats["queued"], stats["waiting"], stats["groups"]) == (1, 1, 0, 0)
+    assert stats["dropped_expired"] >= 20_000
+    assert grown < 64 * 1024, f"layers/ code holds {grown} more bytes after 20,000 cycles"
+    await layer.close()
+
+
+async def test_expired_unread_channels_leave_nothing_behind() -> None:
+    layer = InMemoryChannelLayer(expiry=0.05)
+    for i in range(1000):
+        await layer.send(f"abandoned.{i}", msg(i))
+    assert layer.stats()["channels"] == 1000
+    await asyncio.sleep(0.1)
+    await layer.send("tick", msg())
+    assert layer.stats()["channels"] == 1  # only "tick"
+    assert layer.stats()["dropped_expired"] == 1000
+    await layer.close()
+
+
+async def test_empty_and_expired_groups_are_forgotten() -> None:
+    layer = InMemoryChannelLayer(group_expiry=0.05)
+    await layer.group_add("left", "a")
+    await layer.group_discard("left", "a")
+    assert layer.stats()["groups"] == 0
+    for i in range(100):
+        await layer.group_add(f"g{i}", "b")
+    await asyncio.sleep(0.1)
+    await layer.send("tick", msg())
+    assert layer.stats()["groups"] == 0
+    await layer.close()
+
+
+async def test_receive_waiters_leave_no_buffer_behind() -> None:
+    layer = InMemoryChannelLayer()
+    tasks = [asyncio.ensure_future(layer.receive(f"c{i}")) for i in range(100)]
+    await asyncio.sleep(0)
+    assert layer.stats()["waiting"] == 100
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert layer.stats()["channels"] == 0
+    assert layer.stats()["waiting"] == 0
+    await layer.close()

@@ -1,0 +1,44 @@
+"""The backends and variants the contract suite runs against; a backend joins with one entry."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from layers.base import ChannelLayer
+from layers.inmemory import InMemoryChannelLayer
+
+ENCRYPTION_KEYS = ["contract-suite-key"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One backend configuration under test."""
+
+    name: str
+    factory: Callable[..., ChannelLayer]
+    # True when two layer objects made with the same prefix share channels and groups
+    # (as two processes would); False for in-memory, where a peer is the same object.
+    shared: bool
+    encrypted: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def make(self, prefix: str | None = None, **options: Any) -> ChannelLayer:
+        """A new layer of this variant; a random prefix keeps tests apart on shared servers."""
+        merged = {**self.options, **options}
+        merged.setdefault("prefix", prefix or f"t{secrets.token_hex(4)}")
+        return self.factory(**merged)
+
+
+VARIANTS = [
+    Variant("inmemory", InMemoryChannelLayer, shared=False),
+    Variant(
+        "inmemory-encrypted",
+        InMemoryChannelLayer,
+        shared=False,
+        encrypted=True,
+        options={"symmetric_encryption_keys": ENCRYPTION_KEYS},
+    ),
+]
