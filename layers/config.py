@@ -199,8 +199,29 @@ _layers: dict[str, ChannelLayer] = {}
 _layers_lock = threading.Lock()
 
 
+def _from_channels(alias: str) -> ChannelLayer | None:
+    """channels' own cached layer for alias, when Django and channels both hold it."""
+    layers = _django_layers()
+    if layers is None or alias not in layers:
+        return None
+    try:
+        from channels.layers import channel_layers
+    except ImportError:
+        return None
+    # One object per alias whichever API asks, and channels' cache already follows
+    # override_settings; a layer closed by someone is replaced rather than handed out.
+    layer: ChannelLayer = channel_layers[alias]
+    if getattr(layer, "closed", False):
+        layer = channel_layers.make_backend(alias)
+        channel_layers.set(alias, layer)
+    return layer
+
+
 def get_channel_layer(alias: str = DEFAULT_ALIAS) -> ChannelLayer:
     """The layer for alias, made once per process from Django, env JSON, env URL or memory."""
+    shared = _from_channels(alias)
+    if shared is not None:
+        return shared
     with _layers_lock:
         layer = _layers.get(alias)
         if layer is None or layer.closed:

@@ -1,0 +1,7 @@
+"""python -m layers: the chanlayers command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
