@@ -55,8 +55,39 @@ def _check_value(value: object, parts: tuple[str | int, ...]) -> None:
     )
 
 
+_EXACT_SCALARS = frozenset({str, bytes, float, bool, type(None)})
+
+
+def _fast_ok(value: object, depth: int) -> bool:
+    """True for the common case of exact builtin types; False means 'look closer'."""
+    if depth >= MAX_DEPTH:
+        return False
+    kind = type(value)
+    if kind is dict:
+        items: Iterable[tuple[object, object]] = value.items()  # type: ignore[attr-defined]
+    elif kind is list or kind is tuple:
+        items = ((None, item) for item in value)  # type: ignore[attr-defined]
+    else:
+        return False
+    for key, item in items:
+        if key is not None and type(key) is not str:
+            return False
+        item_kind = type(item)
+        if item_kind in _EXACT_SCALARS:
+            continue
+        if item_kind is int:
+            if not _INT_MIN <= item <= _INT_MAX:  # type: ignore[operator]
+                return False
+        elif not _fast_ok(item, depth + 1):
+            return False
+    return True
+
+
 def validate_message(message: object) -> Message:
     """Return message if it can travel over a channel layer, else raise InvalidMessage."""
+    if type(message) is dict and type(message.get("type")) is str and _fast_ok(message, 0):
+        return message
+    # Subclasses (Django's SafeString...) and every error take the careful path.
     if not isinstance(message, dict):
         raise InvalidMessage(f"message must be a dict, got {type(message).__name__}")
     if not isinstance(message.get("type"), str):

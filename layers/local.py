@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .exceptions import ChannelLayerClosed
 from .naming import non_local_name
@@ -51,11 +51,14 @@ class _Waiter:
         self.thread = threading.get_ident()
 
 
-@dataclass(eq=False)
 class _Buffer:
-    # (sequence number, deadline, payload); the sequence orders prefix receives.
-    items: deque[tuple[int, float, bytes]] = field(default_factory=deque)
-    waiters: deque[_Waiter] = field(default_factory=deque)
+    __slots__ = ("inbox", "items", "waiters")
+
+    def __init__(self, channel: str) -> None:
+        # (sequence number, deadline, payload); the sequence orders prefix receives.
+        self.items: deque[tuple[int, float, bytes]] = deque()
+        self.waiters: deque[_Waiter] = deque()
+        self.inbox = non_local_name(channel) if "!" in channel else None
 
 
 class LocalChannels:
@@ -79,24 +82,23 @@ class LocalChannels:
         with self._lock:
             buf = self._buffers.get(channel)
             if buf is None:
-                buf = self._buffers[channel] = _Buffer()
+                buf = self._buffers[channel] = _Buffer(channel)
             elif len(buf.items) >= capacity:
                 self._purge(channel, buf, self.clock())
                 if len(buf.items) >= capacity:
                     return False
-                self._buffers[channel] = buf  # the purge may have dropped an emptied buffer
-            buf.items.append((next(self._seq), deadline, payload))
-            if "!" in channel:
-                inbox = non_local_name(channel)
+            items = buf.items
+            items.append((next(self._seq), deadline, payload))
+            inbox = buf.inbox
+            if inbox is not None and len(items) == 1:
                 names = self._inboxes.get(inbox)
                 if names is None:
                     names = self._inboxes[inbox] = set()
                 names.add(channel)
-                if not buf.waiters and inbox in self._prefix_waiters:
-                    self._wake(self._prefix_waiters[inbox])
-                    return True
             if buf.waiters:
                 self._wake(buf.waiters)
+            elif inbox is not None and inbox in self._prefix_waiters:
+                self._wake(self._prefix_waiters[inbox])
             return True
 
     # -- taking ----------------------------------------------------------------
@@ -134,7 +136,7 @@ class LocalChannels:
             return self._prefix_waiters.setdefault(channel, deque())
         buf = self._buffers.get(channel)
         if buf is None:
-            buf = self._buffers[channel] = _Buffer()
+            buf = self._buffers[channel] = _Buffer(channel)
         return buf.waiters
 
     def _drop_waiter(self, channel: str, prefix: bool, waiter: _Waiter) -> None:
@@ -155,8 +157,8 @@ class LocalChannels:
         if buf.items:
             if buf.waiters:
                 self._wake(buf.waiters)
-            elif "!" in channel:
-                self._rewake_prefix(non_local_name(channel))
+            elif buf.inbox is not None:
+                self._rewake_prefix(buf.inbox)
         elif not buf.waiters:
             del self._buffers[channel]
 
@@ -200,15 +202,14 @@ class LocalChannels:
                 self._emptied(channel, buf)
 
     def _emptied(self, channel: str, buf: _Buffer) -> None:
-        if "!" in channel:
-            inbox = non_local_name(channel)
-            names = self._inboxes.get(inbox)
+        # The buffer itself stays until sweep(): a busy channel empties after nearly
+        # every message, and rebuilding it each time is the hot path's largest cost.
+        if buf.inbox is not None:
+            names = self._inboxes.get(buf.inbox)
             if names is not None:
                 names.discard(channel)
                 if not names:
-                    del self._inboxes[inbox]
-        if not buf.waiters:
-            del self._buffers[channel]
+                    del self._inboxes[buf.inbox]
 
     # -- waking ----------------------------------------------------------------
 
@@ -243,16 +244,17 @@ class LocalChannels:
             now = self.clock()
             for channel, buf in list(self._buffers.items()):
                 self._purge(channel, buf, now)
-                if not buf.items and not buf.waiters and channel in self._buffers:
+                if not buf.items and not buf.waiters:
                     del self._buffers[channel]
 
     def clear(self) -> int:
         """Drop every queued payload, keep waiters waiting; return how many were dropped."""
         with self._lock:
             dropped = sum(len(b.items) for b in self._buffers.values())
-            self._buffers = {
-                c: _Buffer(waiters=b.waiters) for c, b in self._buffers.items() if b.waiters
-            }
+            kept = {c: b for c, b in self._buffers.items() if b.waiters}
+            for buf in kept.values():
+                buf.items.clear()
+            self._buffers = kept
             self._inboxes.clear()
             self.counters.flushed += dropped
             return dropped
@@ -279,7 +281,7 @@ class LocalChannels:
         """Sizes for stats(): buffered channels, queued payloads, waiting receivers."""
         with self._lock:
             return {
-                "channels": len(self._buffers),
+                "channels": sum(1 for b in self._buffers.values() if b.items or b.waiters),
                 "queued": sum(len(b.items) for b in self._buffers.values()),
                 "waiting": sum(len(b.waiters) for b in self._buffers.values())
                 + sum(len(q) for q in self._prefix_waiters.values()),

@@ -42,10 +42,21 @@ def _explain(kind: str, name: str, allow_bang: bool) -> InvalidChannelName:
     return InvalidChannelName(f"{kind} name {name!r} may contain at most one '!'")
 
 
+# Names that passed: most traffic reuses a few names, so skip the regex for them.
+_valid_channels: set[str] = set()
+_VALID_CACHE_SIZE = 4096
+
+
 def check_channel(name: object) -> str:
     """Return name if it is a valid channel name, else raise InvalidChannelName."""
-    if isinstance(name, str) and 0 < len(name) < MAX_NAME_LENGTH and _CHANNEL_RE.fullmatch(name):
-        return name
+    if type(name) is str:
+        if name in _valid_channels:
+            return name
+        if 0 < len(name) < MAX_NAME_LENGTH and _CHANNEL_RE.fullmatch(name):
+            if len(_valid_channels) >= _VALID_CACHE_SIZE:
+                _valid_channels.clear()
+            _valid_channels.add(name)
+            return name
     _check_common("channel", name)
     raise _explain("channel", name, allow_bang=True)  # type: ignore[arg-type]
 

@@ -1,0 +1,111 @@
+"""Driving tasks without hanging: progress, a stall watchdog, and leftover checks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Iterable
+from typing import Any
+
+from .model import Layer, RunContext, WorkloadFailed
+
+__all__ = ["BODY", "Progress", "SeqChecker", "leftovers", "payload", "run_all"]
+
+BODY = "x" * 100
+_TICK = 0.25
+
+
+def payload(seq: int) -> dict[str, Any]:
+    """The benchmark message (DESIGN.md section 6)."""
+    return {"type": "bench.msg", "seq": seq, "body": BODY}
+
+
+class Progress:
+    """How many of the expected deliveries have arrived; the watchdog reads it."""
+
+    def __init__(self, expected: int, what: str = "messages") -> None:
+        self.expected = expected
+        self.count = 0
+        self.what = what
+
+    def describe(self) -> str:
+        """E.g. '9,999 of 10,000 messages arrived'."""
+        return f"{self.count:,} of {self.expected:,} {self.what} arrived"
+
+
+class SeqChecker:
+    """Checks that one receiver sees seq 0, 1, 2, ... exactly once each, in order."""
+
+    __slots__ = ("next", "where")
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.next = 0
+
+    def check(self, message: dict[str, Any]) -> None:
+        """Accept the next message or raise WorkloadFailed naming the fault."""
+        seq = message.get("seq")
+        if seq == self.next and message.get("body") == BODY:
+            self.next += 1
+            return
+        if not isinstance(seq, int):
+            raise WorkloadFailed(f"{self.where}: corrupted message {message!r:.80}")
+        if seq == self.next:
+            raise WorkloadFailed(f"{self.where}: seq {seq} arrived with a corrupted body")
+        if seq < self.next:
+            raise WorkloadFailed(
+                f"{self.where}: duplicate or reordered: got seq {seq}, expected seq {self.next}"
+            )
+        raise WorkloadFailed(
+            f"{self.where}: lost or reordered: expected seq {self.next}, got seq {seq}"
+        )
+
+
+async def _watchdog(progress: Progress, ctx: RunContext) -> None:
+    start = last_change = time.monotonic()
+    last = progress.count
+    while True:
+        await asyncio.sleep(_TICK)
+        now = time.monotonic()
+        if progress.count != last:
+            last, last_change = progress.count, now
+        elif now - last_change > ctx.stall_seconds:
+            raise WorkloadFailed(
+                f"stalled: nothing arrived for {ctx.stall_seconds:.0f}s; {progress.describe()}"
+            )
+        if now - start > ctx.limit_seconds:
+            raise WorkloadFailed(f"timed out after {ctx.limit_seconds:.0f}s; {progress.describe()}")
+
+
+async def run_all(jobs: Iterable[Awaitable[Any]], progress: Progress, ctx: RunContext) -> None:
+    """Run jobs concurrently; the first failure, a stall or the time limit fails the run.
+
+    Whatever still runs when this returns or raises is cancelled and awaited.
+    """
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    everything = asyncio.gather(*tasks)
+    dog = asyncio.ensure_future(_watchdog(progress, ctx))
+    try:
+        first: list[asyncio.Future[Any]] = [everything, dog]
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        if everything.done():
+            everything.result()  # raises the first job's failure, if any
+        else:
+            dog.result()  # the watchdog only ever finishes by raising
+    finally:
+        dog.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(dog, everything, return_exceptions=True)
+
+
+async def leftovers(layer: Layer, channels: Iterable[str], wait: float = 0.02) -> int:
+    """How many channels still have a message after the run (each extra is a duplicate)."""
+    probes = [asyncio.ensure_future(layer.receive(channel)) for channel in channels]
+    if not probes:
+        return 0
+    done, pending = await asyncio.wait(probes, timeout=wait)
+    for probe in pending:
+        probe.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return sum(1 for probe in done if not probe.cancelled() and probe.exception() is None)

@@ -1,0 +1,95 @@
+"""Runs every case on every target, repeatedly, each run in a fresh event loop and layer."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import perf_counter
+
+from .model import Case, Cell, Measurement, RunContext, Stat, WorkloadFailed
+from .targets import Target
+from .workloads import Workload
+
+__all__ = ["Plan", "applicability", "run_plan"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to run and how often."""
+
+    cases: list[tuple[Workload, Case]]
+    targets: list[Target]
+    repetitions: int
+    stall_seconds: float
+    limit_seconds: float
+
+
+def applicability(workload: Workload, case: Case, target: Target) -> str:
+    """'' if case runs on target, else why not (shown as n/a)."""
+    missing = sorted(workload.requires - target.capabilities)
+    if missing:
+        needs = " and ".join(missing)
+        return f"{workload.key} needs a {needs} layer; an in-process layer cannot run it"
+    if case.run is None:
+        return case.missing or "not implemented"
+    return ""
+
+
+def _stats(runs: list[Measurement], workload: Workload) -> dict[str, Stat]:
+    stats: dict[str, Stat] = {}
+    for figure in workload.figures:
+        samples = tuple(run[figure.key] for run in runs)
+        stats[figure.key] = Stat(statistics.median(samples), min(samples), max(samples), samples)
+    return stats
+
+
+def _run_once(case: Case, target: Target, plan: Plan) -> Measurement:
+    assert case.run is not None
+    assert target.factory is not None
+    ctx = RunContext(target.factory, plan.stall_seconds, plan.limit_seconds)
+    run = case.run
+    gc.collect()
+    return asyncio.run(run(ctx))
+
+
+def run_plan(plan: Plan, log: Callable[[str], None]) -> list[Cell]:
+    """Run the plan; repetitions are interleaved across targets to spread drift evenly."""
+    cells: dict[tuple[str, str], Cell] = {}
+    runs: dict[tuple[str, str], list[Measurement]] = {}
+    for workload, case in plan.cases:
+        for target in plan.targets:
+            key = (case.key, target.key)
+            why = applicability(workload, case, target)
+            cells[key] = Cell(case.key, target.key, "n/a" if why else "ok", why)
+            runs[key] = []
+
+    for rep in range(1, plan.repetitions + 1):
+        for _, case in plan.cases:
+            for target in plan.targets:
+                cell = cells[(case.key, target.key)]
+                if cell.status != "ok":  # n/a, or already failed: a FAIL stays a FAIL
+                    continue
+                where = f"{case.key} on {target.key}, run {rep}/{plan.repetitions}"
+                start = perf_counter()
+                try:
+                    measurement = _run_once(case, target, plan)
+                except WorkloadFailed as exc:
+                    cell.status, cell.reason = "fail", f"{exc} (run {rep})"
+                except Exception as exc:  # a crashing layer is a FAIL, not a crashed bench
+                    cell.status = "fail"
+                    cell.reason = f"error: {type(exc).__name__}: {exc} (run {rep})"
+                else:
+                    runs[(case.key, target.key)].append(measurement)
+                took = perf_counter() - start
+                cell.seconds += took
+                outcome = "FAIL: " + cell.reason if cell.status == "fail" else "ok"
+                log(f"  {where}: {outcome} ({took:.2f}s)")
+
+    by_case = {case.key: workload for workload, case in plan.cases}
+    for (case_key, _), cell in cells.items():
+        if cell.status == "ok":
+            cell.stats = _stats(runs[(case_key, cell.target)], by_case[case_key])
+    return list(cells.values())
