@@ -36,6 +36,7 @@ class Counters:
     dropped_expired: int = 0
     dropped_undecodable: int = 0
     flushed: int = 0
+    requeue_failed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
@@ -64,9 +65,20 @@ class _Buffer:
 class LocalChannels:
     """Bounded per-channel buffers with cancellation-safe, cross-loop waiting."""
 
-    def __init__(self, counters: Counters, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        counters: Counters,
+        sweep_interval: float = 30.0,
+        on_remove: Callable[[str, int], None] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.counters = counters
         self.clock = clock
+        self.sweep_interval = sweep_interval
+        self._next_sweep = clock() + sweep_interval
+        # Told (channel, count) whenever payloads of a process-local channel leave the
+        # buffers (taken, expired, flushed); called with the lock held, so keep it short.
+        self._on_remove = on_remove
         self._buffers: dict[str, _Buffer] = {}
         # Non-local part ("x!") -> names of its non-empty buffers, for receive("x!").
         self._inboxes: dict[str, set[str]] = {}
@@ -103,8 +115,12 @@ class LocalChannels:
 
     # -- taking ----------------------------------------------------------------
 
-    async def get(self, channel: str) -> bytes:
-        """Wait for the next live payload on channel (or any 'x!*' channel for 'x!')."""
+    async def get(self, channel: str, on_wait: Callable[[], None] | None = None) -> bytes:
+        """Wait for the next live payload on channel (or any 'x!*' channel for 'x!').
+
+        on_wait runs each time this receiver is about to wait: a backend uses it to
+        make sure something is fetching from its transport for this channel.
+        """
         prefix = channel.endswith("!")
         while True:
             with self._lock:
@@ -117,6 +133,8 @@ class LocalChannels:
                 queue = self._waiters_for(channel, prefix)
                 queue.append(waiter)
             try:
+                if on_wait is not None:
+                    on_wait()
                 await waiter.future
             except BaseException:
                 # Cancelled, perhaps just after being woken: leave no waiter behind and
@@ -177,6 +195,8 @@ class LocalChannels:
         payload = buf.items.popleft()[2]
         if not buf.items:
             self._emptied(channel, buf)
+        if self._on_remove is not None and buf.inbox is not None:
+            self._on_remove(channel, 1)
         return payload
 
     def _take_prefix(self, inbox: str) -> bytes | None:
@@ -200,6 +220,8 @@ class LocalChannels:
             self.counters.dropped_expired += dropped
             if not items:
                 self._emptied(channel, buf)
+            if self._on_remove is not None and buf.inbox is not None:
+                self._on_remove(channel, dropped)
 
     def _emptied(self, channel: str, buf: _Buffer) -> None:
         # The buffer itself stays until sweep(): a busy channel empties after nearly
@@ -238,6 +260,15 @@ class LocalChannels:
 
     # -- housekeeping -------------------------------------------------------------
 
+    def maybe_sweep(self) -> bool:
+        """Sweep if sweep_interval has passed since the last sweep; True if it did."""
+        now = self.clock()
+        if now < self._next_sweep:
+            return False
+        self._next_sweep = now + self.sweep_interval
+        self.sweep()
+        return True
+
     def sweep(self) -> None:
         """Drop expired payloads everywhere and forget empty, unwatched buffers."""
         with self._lock:
@@ -251,6 +282,10 @@ class LocalChannels:
         """Drop every queued payload, keep waiters waiting; return how many were dropped."""
         with self._lock:
             dropped = sum(len(b.items) for b in self._buffers.values())
+            if self._on_remove is not None:
+                for channel, buf in self._buffers.items():
+                    if buf.items and buf.inbox is not None:
+                        self._on_remove(channel, len(buf.items))
             kept = {c: b for c, b in self._buffers.items() if b.waiters}
             for buf in kept.values():
                 buf.items.clear()
@@ -271,6 +306,22 @@ class LocalChannels:
             self._buffers.clear()
             self._inboxes.clear()
             self._prefix_waiters.clear()
+
+    def waiting(self, channel: str) -> int:
+        """How many receivers wait on exactly this channel, in every loop."""
+        buf = self._buffers.get(channel)
+        return len(buf.waiters) if buf is not None else 0
+
+    def drain_unwatched(self, channel: str) -> list[tuple[float, bytes]]:
+        """Take every queued (deadline, payload) of channel if nobody waits for it."""
+        with self._lock:
+            buf = self._buffers.get(channel)
+            if buf is None or buf.waiters or not buf.items:
+                return []
+            taken = [(deadline, payload) for _, deadline, payload in buf.items]
+            buf.items.clear()
+            self._emptied(channel, buf)
+            return taken
 
     def depth(self, channel: str) -> int:
         """How many payloads are queued for channel (expired ones included until purged)."""

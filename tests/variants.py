@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from layers.base import ChannelLayer
 from layers.inmemory import InMemoryChannelLayer
+from layers.redis import RedisChannelLayer
 
 ENCRYPTION_KEYS = ["contract-suite-key"]
 
@@ -24,6 +25,12 @@ class Variant:
     shared: bool
     encrypted: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    # A fixture that returns the servers to add to options, e.g. {"hosts": [...]}.
+    servers: str | None = None
+
+    def bind(self, **options: Any) -> Variant:
+        """This variant with more options (the servers found for this run)."""
+        return replace(self, options={**self.options, **options})
 
     def make(self, prefix: str | None = None, **options: Any) -> ChannelLayer:
         """A new layer of this variant; a random prefix keeps tests apart on shared servers."""
@@ -40,5 +47,15 @@ VARIANTS = [
         shared=False,
         encrypted=True,
         options={"symmetric_encryption_keys": ENCRYPTION_KEYS},
+    ),
+    Variant("redis", RedisChannelLayer, shared=True, servers="redis_single"),
+    Variant("redis-3shards", RedisChannelLayer, shared=True, servers="redis_sharded"),
+    Variant(
+        "redis-3shards-encrypted",
+        RedisChannelLayer,
+        shared=True,
+        encrypted=True,
+        options={"symmetric_encryption_keys": ENCRYPTION_KEYS},
+        servers="redis_sharded",
     ),
 ]

@@ -22,15 +22,12 @@ class InMemoryChannelLayer(ChannelLayer):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self._local = LocalChannels(self.counters)
+        interval = min(self.expiry, self.group_expiry, _MAX_SWEEP_INTERVAL) / 2
+        self._local = LocalChannels(self.counters, sweep_interval=interval)
         self._groups = GroupRegistry()
-        self._sweep_interval = min(self.expiry, self.group_expiry, _MAX_SWEEP_INTERVAL) / 2
-        self._next_sweep = time.monotonic() + self._sweep_interval
 
     def _maybe_sweep(self, now: float) -> None:
-        if now >= self._next_sweep:
-            self._next_sweep = now + self._sweep_interval
-            self._local.sweep()
+        if self._local.maybe_sweep():
             self._groups.sweep(now)
 
     async def _send(self, channel: str, payload: bytes) -> None:

@@ -15,8 +15,11 @@ LayerFactory = Callable[..., ChannelLayer]
 
 @pytest.fixture(params=VARIANTS, ids=[v.name for v in VARIANTS])
 def variant(request: pytest.FixtureRequest) -> Variant:
-    """The backend variant under test."""
-    return request.param  # type: ignore[no-any-return]
+    """The backend variant under test, bound to the servers it needs."""
+    chosen: Variant = request.param
+    if chosen.servers is not None:
+        return chosen.bind(**request.getfixturevalue(chosen.servers))
+    return chosen
 
 
 class Layers:

@@ -15,6 +15,7 @@ from layers.exceptions import (
 )
 from tests.contract.conftest import Layers
 from tests.helpers import msg, nothing, recv
+from tests.variants import Variant
 
 
 @pytest.mark.parametrize(
@@ -49,10 +50,23 @@ async def test_non_str_names_are_refused(layer: ChannelLayer, name: Any) -> None
         await layer.group_send(name, msg())
 
 
-@pytest.mark.parametrize("name", ["a", "A-b_c.d", "x" * 99, "local!", "proc.1!abc-_.9"])
+@pytest.mark.parametrize("name", ["a", "A-b_c.d", "x" * 99])
 async def test_edge_valid_channel_names_work(layer: ChannelLayer, name: str) -> None:
     await layer.send(name, msg(1))
     assert (await recv(layer, name))["seq"] == 1
+
+
+@pytest.mark.parametrize("name", ["local!", "proc.1!abc-_.9"])
+async def test_local_channels_of_another_process(
+    layer: ChannelLayer, variant: Variant, name: str
+) -> None:
+    await layer.send(name, msg(1))  # sending is always allowed
+    if variant.shared:
+        # Across processes only the maker of a local channel may receive on it.
+        with pytest.raises(InvalidChannelName, match="belongs to another process"):
+            await layer.receive(name)
+    else:
+        assert (await recv(layer, name))["seq"] == 1
 
 
 @pytest.mark.parametrize(("group", "text"), [("g!x", "must not contain '!'"), ("a b", "' '")])

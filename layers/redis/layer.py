@@ -1,0 +1,298 @@
+"""RedisChannelLayer: channels and groups sharded over Redis servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..base import ChannelLayer, GroupSendResult
+from ..exceptions import ChannelFull, ChannelLayerConnectionError, ConfigError, InvalidChannelName
+from ..local import LocalChannels
+from ..naming import non_local_name
+from . import scripts
+from .connections import Connections
+from .hosts import parse_hosts
+from .keys import Keys
+from .receiving import UNBOUNDED, Acks, fetch_normal, flush_acks, read_inbox
+from .ring import HashRing
+
+__all__ = ["RedisChannelLayer"]
+
+
+def _timeout(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass
+class _Bundle:
+    """One shard's share of a group_send."""
+
+    normal: list[tuple[str, int]] = field(default_factory=list)
+    inboxes: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+    def keys_and_args(self, keys: Keys) -> tuple[list[str], list[Any]]:
+        names = [key for key, _ in self.normal]
+        args: list[Any] = [len(self.normal), *(cap for _, cap in self.normal)]
+        for inbox, parts in self.inboxes.items():
+            names += [keys.inbox(inbox), keys.depth(inbox)]
+            args.append(len(parts))
+            for part, cap in parts:
+                args += [part, cap]
+        return names, args
+
+    def split(self) -> Iterator[_Bundle]:
+        """One bundle per cluster slot group: each channel, each inbox."""
+        for item in self.normal:
+            yield _Bundle(normal=[item])
+        for inbox, parts in self.inboxes.items():
+            yield _Bundle(inboxes={inbox: parts})
+
+
+class RedisChannelLayer(ChannelLayer):
+    """Channel layer over one or more Redis servers, Sentinel, or a Redis Cluster."""
+
+    def __init__(
+        self,
+        *,
+        hosts: object = None,
+        cluster: bool = False,
+        socket_timeout: float = 5.0,
+        socket_connect_timeout: float = 5.0,
+        blocking_timeout: float = 5.0,
+        batch_size: int = 100,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.socket_timeout = _timeout("socket_timeout", socket_timeout)
+        self.blocking_timeout = _timeout("blocking_timeout", blocking_timeout)
+        connect_timeout = _timeout("socket_connect_timeout", socket_connect_timeout)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(
+                f"batch_size must be a whole number of at least 1, got {batch_size!r}"
+            )
+        self.batch_size = batch_size
+        shards = parse_hosts(hosts, bool(cluster))
+        self.shard_names = [s.ident for s in shards]
+        self.ring = HashRing(self.shard_names)
+        self.cluster = shards[0].cluster
+        self.keys = Keys(self.prefix)
+        command = {"socket_timeout": self.socket_timeout, "socket_connect_timeout": connect_timeout}
+        # A blocking read may take the whole block plus an ordinary reply's time: a
+        # timeout then means a dead link, never an idle channel (channels_redis#422).
+        blocking = {**command, "socket_timeout": self.socket_timeout + self.blocking_timeout}
+        self.connections = Connections(shards, command, blocking)
+        self.acks = Acks()
+        self.local = LocalChannels(
+            self.counters, sweep_interval=min(self.expiry, 30.0) / 2, on_remove=self.acks.add
+        )
+        self._readers: dict[str, tuple[asyncio.Task[None], asyncio.Task[None]]] = {}
+        self._fetchers: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
+        self._expiry_ms = int(self.expiry * 1000)
+        self._group_expiry_ms = int(self.group_expiry * 1000)
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> RedisChannelLayer:
+        """A layer from redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://."""
+        from ..config import options_from_query
+
+        base, _, query = url.partition("?")
+        options = {**options_from_query(query), **overrides}
+        return cls(hosts=[base], **options)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _reaching(self, shard: int) -> Iterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise ChannelLayerConnectionError(
+                f"Redis at {self.shard_names[shard]} did not answer: {exc}"
+            ) from exc
+
+    def _target(self, channel: str) -> tuple[int, list[str], str | None]:
+        """(shard, keys, local part or None) of a channel."""
+        if "!" in channel:
+            inbox = non_local_name(channel)
+            return (
+                self.ring.index(inbox),
+                [self.keys.inbox(inbox), self.keys.depth(inbox)],
+                channel[len(inbox) :],
+            )
+        return self.ring.index(channel), [self.keys.channel(channel)], None
+
+    def _is_ours(self, inbox: str) -> bool:
+        return inbox[:-1].endswith("." + self.client_id)
+
+    def deliver(self, keys: list[str], result: list[Any], channel: str | None = None) -> None:
+        """Put a pop script's entries into the local buffers."""
+        now_ms, expired = result[0], result[1]
+        if expired:
+            self.counters.dropped_expired += expired
+        if len(result) <= 2:
+            return
+        now = time.monotonic()
+        put = self.local.put
+        if channel is not None:
+            for entry in result[2:]:
+                put(channel, entry[13:], now + (int(entry[:13]) - now_ms) / 1000, UNBOUNDED)
+            return
+        inbox = keys[0][keys[0].index("{") + 1 : -1]
+        for entry in result[2:]:
+            newline = entry.index(b"\n", 13)
+            deadline = now + (int(entry[:13]) - now_ms) / 1000
+            payload = entry[newline + 1 :]
+            for part in entry[13:newline].split(b","):
+                put(inbox + part.decode(), payload, deadline, UNBOUNDED)
+
+    def _ensure_reader(self, inbox: str) -> None:
+        tasks = self._readers.get(inbox)
+        if tasks is not None and not tasks[0].done() and not tasks[0].get_loop().is_closed():
+            return
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        self._readers[inbox] = (
+            loop.create_task(read_inbox(self, inbox), name=f"chanlayers inbox {inbox}"),
+            loop.create_task(flush_acks(self, inbox), name=f"chanlayers acks {inbox}"),
+        )
+
+    def _ensure_fetcher(self, channel: str) -> None:
+        key = (asyncio.get_running_loop(), channel)
+        task = self._fetchers.get(key)
+        if task is None or task.done():
+            self._check_open()
+            self._fetchers[key] = key[0].create_task(
+                fetch_normal(self, channel), name=f"chanlayers fetch {channel}"
+            )
+
+    def fetcher_done(self, channel: str) -> None:
+        """A fetcher of this loop stopped (called by the fetcher itself)."""
+        with contextlib.suppress(RuntimeError):
+            self._fetchers.pop((asyncio.get_running_loop(), channel), None)
+
+    # -- the transport ---------------------------------------------------------------------
+
+    async def _send(self, channel: str, payload: bytes) -> None:
+        shard, keys, part = self._target(channel)
+        capacity = self.capacity_rules(channel)
+        args: list[Any] = [payload, self._expiry_ms, capacity]
+        if part is not None:
+            args.append(part)
+        clients = await self.connections.here()
+        with self._reaching(shard):
+            queued, expired = await scripts.SEND(clients.command(shard), keys, args)
+        if expired:
+            self.counters.dropped_expired += expired
+        if not queued:
+            raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
+
+    async def _receive(self, channel: str) -> bytes:
+        if "!" in channel:
+            inbox = non_local_name(channel)
+            if not self._is_ours(inbox):
+                raise InvalidChannelName(
+                    f"channel {channel!r} belongs to another process or layer: only the "
+                    "layer whose new_channel() made it can receive on it"
+                )
+            self._ensure_reader(inbox)
+            return await self.local.get(channel, lambda: self._ensure_reader(inbox))
+        return await self.local.get(channel, lambda: self._ensure_fetcher(channel))
+
+    async def _new_channel(self, name: str) -> None:
+        self._ensure_reader(non_local_name(name))
+
+    async def _group_add(self, group: str, channel: str) -> None:
+        shard = self.ring.index(group)
+        clients = await self.connections.here()
+        with self._reaching(shard):
+            await scripts.GROUP_ADD(
+                clients.command(shard), [self.keys.group(group)], [channel, self._group_expiry_ms]
+            )
+
+    async def _group_discard(self, group: str, channel: str) -> None:
+        shard = self.ring.index(group)
+        clients = await self.connections.here()
+        with self._reaching(shard):
+            await clients.command(shard).zrem(self.keys.group(group), channel)
+
+    async def _group_channels(self, group: str) -> list[str]:
+        shard = self.ring.index(group)
+        clients = await self.connections.here()
+        with self._reaching(shard):
+            members = await scripts.MEMBERS(clients.command(shard), [self.keys.group(group)], [])
+        return [m.decode() for m in members]
+
+    async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
+        members = await self._group_channels(group)
+        bundles: dict[int, _Bundle] = {}
+        for channel in members:
+            shard, keys, part = self._target(channel)
+            bundle = bundles.setdefault(shard, _Bundle())
+            capacity = self.capacity_rules(channel)
+            if part is None:
+                bundle.normal.append((keys[0], capacity))
+            else:
+                bundle.inboxes.setdefault(non_local_name(channel), []).append((part, capacity))
+        clients = await self.connections.here()
+        calls = []
+        for shard, bundle in bundles.items():
+            for piece in bundle.split() if self.cluster else [bundle]:
+                keys, args = piece.keys_and_args(self.keys)
+                calls.append((shard, keys, [payload, self._expiry_ms, *args]))
+        results = await asyncio.gather(
+            *(self._group_send_on(clients.command(s), s, k, a) for s, k, a in calls)
+        )
+        delivered = sum(r[0] for r in results)
+        dropped = sum(r[1] for r in results)
+        self.counters.dropped_expired += sum(r[2] for r in results)
+        return delivered, dropped
+
+    async def _group_send_on(
+        self, client: Any, shard: int, keys: list[str], args: list[Any]
+    ) -> Any:
+        with self._reaching(shard):
+            return await scripts.GROUP_SEND(client, keys, args)
+
+    async def _flush(self) -> None:
+        self.local.clear()
+        clients = await self.connections.here()
+        for shard in range(len(self.shard_names)):
+            client = clients.command(shard)
+            with self._reaching(shard):
+                batch: list[Any] = []
+                async for key in client.scan_iter(match=self.keys.pattern, count=1000):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        await client.unlink(*batch)
+                        batch = []
+                if batch:
+                    await client.unlink(*batch)
+
+    async def _close(self) -> None:
+        here = asyncio.get_running_loop()
+        tasks = [t for pair in self._readers.values() for t in pair]
+        tasks += list(self._fetchers.values())
+        self._readers.clear()
+        self._fetchers.clear()
+        self.local.close()
+        mine = [t for t in tasks if t.get_loop() is here and not t.done()]
+        for task in tasks:
+            if task.get_loop() is here:
+                task.cancel()
+            elif not task.get_loop().is_closed():
+                task.get_loop().call_soon_threadsafe(task.cancel)
+        await asyncio.gather(*mine, return_exceptions=True)
+        await self.connections.aclose()
+
+    def _stats(self) -> dict[str, Any]:
+        return {**self.local.snapshot(), "shards": len(self.shard_names)}

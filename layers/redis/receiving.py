@@ -1,0 +1,211 @@
+"""Background tasks that move messages from Redis into the process's local buffers.
+
+Nothing here cancels a command that consumes: a task waits with a non-consuming
+BLMOVE (list to itself), then takes a batch with a short pop script whose result is
+kept even if the task is cancelled meanwhile. So cancellation never loses a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from ..naming import non_local_name
+from . import scripts
+
+if TYPE_CHECKING:
+    from .layer import RedisChannelLayer
+
+__all__ = ["Acks", "fetch_normal", "flush_acks", "read_inbox"]
+
+log = logging.getLogger("layers.redis")
+UNBOUNDED = sys.maxsize  # capacity was enforced in Redis when the message was sent
+_MAX_BACKOFF = 2.0
+
+
+class Acks:
+    """Depth counts to release per inbox, as local messages leave the buffers."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, dict[str, int]] = {}
+        self._wakers: dict[str, Callable[[], None]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, channel: str, count: int) -> None:
+        """Note that count messages of channel left the buffers."""
+        inbox = non_local_name(channel)
+        part = channel[len(inbox) :]
+        with self._lock:
+            parts = self._pending.setdefault(inbox, {})
+            parts[part] = parts.get(part, 0) + count
+            waker = self._wakers.get(inbox)
+        if waker is not None:
+            waker()
+
+    def take(self, inbox: str) -> dict[str, int]:
+        """Everything pending for inbox."""
+        with self._lock:
+            return self._pending.pop(inbox, {})
+
+    def give_back(self, inbox: str, parts: dict[str, int]) -> None:
+        """Re-queue acks that could not be sent."""
+        with self._lock:
+            pending = self._pending.setdefault(inbox, {})
+            for part, count in parts.items():
+                pending[part] = pending.get(part, 0) + count
+
+    def set_waker(self, inbox: str, event: asyncio.Event) -> None:
+        """Wake event (from any thread) whenever acks for inbox arrive."""
+        loop, thread = asyncio.get_running_loop(), threading.get_ident()
+
+        def wake() -> None:
+            if threading.get_ident() == thread:
+                event.set()
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+        with self._lock:
+            self._wakers[inbox] = wake
+
+
+def _retry_or_stop(layer: RedisChannelLayer) -> None:
+    """Raise CancelledError if this task was asked to stop.
+
+    A client library may turn a cancellation that lands mid-command into its own
+    error; a retry loop must not swallow it, or the task outlives close().
+    """
+    task = asyncio.current_task()
+    if layer.closed or (task is not None and task.cancelling()):
+        raise asyncio.CancelledError
+
+
+async def _pop(layer: RedisChannelLayer, shard: int, keys: list[str], count: int) -> list[Any]:
+    """Run the pop script; if cancelled meanwhile, still return what it took."""
+    clients = await layer.connections.here()
+    task = asyncio.ensure_future(scripts.POP(clients.command(shard), keys, [count]))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # The server may have popped already: finish, hand the batch over, then stop.
+        layer.deliver(keys, await task)
+        raise
+
+
+async def _wait_nonempty(layer: RedisChannelLayer, shard: int, key: str) -> None:
+    clients = await layer.connections.here()
+    # Moving a list's head onto itself blocks until there is one, and takes nothing.
+    block = layer.blocking_timeout
+    await clients.blocking(shard).blmove(key, key, block, "LEFT", "LEFT")  # type: ignore[arg-type]
+
+
+async def read_inbox(layer: RedisChannelLayer, inbox: str) -> None:
+    """The one reader of a process inbox: batches of entries into the local buffers."""
+    shard = layer.ring.index(inbox)
+    keys = [layer.keys.inbox(inbox), layer.keys.depth(inbox)]
+    backoff = 0.05
+    while not layer.closed:
+        try:
+            result = await _pop(layer, shard, keys, layer.batch_size)
+            layer.deliver(keys, result)
+            if len(result) <= 2:
+                layer.local.maybe_sweep()
+                await _wait_nonempty(layer, shard, keys[0])
+            backoff = 0.05
+        except RedisError as exc:
+            _retry_or_stop(layer)
+            log.warning(
+                "reading inbox %s from %s failed (%s); retrying in %.2fs",
+                inbox,
+                layer.shard_names[shard],
+                exc,
+                backoff,
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+async def flush_acks(layer: RedisChannelLayer, inbox: str) -> None:
+    """Release depth counts for inbox in batches, whenever receivers took messages."""
+    event = asyncio.Event()
+    layer.acks.set_waker(inbox, event)
+    event.set()  # anything pending from before this task
+    shard = layer.ring.index(inbox)
+    keys = [layer.keys.depth(inbox)]
+    while not layer.closed:
+        await event.wait()
+        event.clear()
+        parts = layer.acks.take(inbox)
+        if not parts:
+            continue
+        try:
+            clients = await layer.connections.here()
+            args = [x for part, count in parts.items() for x in (part, count)]
+            await scripts.ACK(clients.command(shard), keys, args)
+        except RedisError as exc:
+            layer.acks.give_back(inbox, parts)
+            _retry_or_stop(layer)
+            log.warning("releasing capacity on %s failed (%s); retrying", inbox, exc)
+            await asyncio.sleep(0.5)
+            event.set()
+        except asyncio.CancelledError:
+            layer.acks.give_back(inbox, parts)
+            raise
+
+
+async def fetch_normal(layer: RedisChannelLayer, channel: str) -> None:
+    """Take messages of a normal channel while receivers in this process wait for them."""
+    shard = layer.ring.index(channel)
+    keys = [layer.keys.channel(channel)]
+    backoff = 0.05
+    try:
+        while True:
+            demand = layer.local.waiting(channel)
+            if demand == 0:
+                await asyncio.sleep(0)  # let receivers already woken take their message
+                if layer.local.waiting(channel) == 0:
+                    return
+                continue
+            try:
+                result = await _pop(layer, shard, keys, demand)
+                layer.deliver(keys, result, channel)
+                if len(result) <= 2:
+                    await _wait_nonempty(layer, shard, keys[0])
+                backoff = 0.05
+            except RedisError as exc:
+                _retry_or_stop(layer)
+                log.warning(
+                    "receiving %r from %s failed (%s); retrying in %.2fs",
+                    channel,
+                    layer.shard_names[shard],
+                    exc,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+    finally:
+        layer.fetcher_done(channel)
+        await _requeue(layer, shard, keys[0], channel)
+
+
+async def _requeue(layer: RedisChannelLayer, shard: int, key: str, channel: str) -> None:
+    """Give a normal channel's unreceived messages back to Redis for other receivers."""
+    leftovers = layer.local.drain_unwatched(channel)
+    if not leftovers:
+        return
+    now, wall = time.monotonic(), time.time() * 1000
+    entries = [b"%013d" % int(wall + (deadline - now) * 1000) + p for deadline, p in leftovers]
+    try:
+        clients = await layer.connections.here()
+        await scripts.REQUEUE(clients.command(shard), [key], entries)
+    except (RedisError, RuntimeError) as exc:
+        layer.counters.requeue_failed += len(entries)
+        log.error(
+            "could not give %d message(s) of %r back to Redis: %s", len(entries), channel, exc
+        )
