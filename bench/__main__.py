@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .chart import write_chart
@@ -33,7 +34,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
     parser.add_argument("--only", type=_csv, default=None, help="workloads, e.g. W1,W3")
-    parser.add_argument("--layers", type=_csv, default=None, help="targets, e.g. ours,channels")
+    parser.add_argument(
+        "--layers",
+        type=_csv,
+        default=None,
+        help="targets, e.g. ours,channels,ours-redis,cr-core,cr-pubsub,redis-py",
+    )
     parser.add_argument(
         "--repetitions", type=int, default=None, help="runs per case (default 3, 1 with --quick)"
     )
@@ -56,7 +62,7 @@ def _select_workloads(only: list[str] | None) -> list[Workload]:
 
 
 def _select_targets(keys: list[str] | None) -> tuple[list[Target], list[Target]]:
-    """(targets to run, targets skipped because unavailable)."""
+    """(targets to run, targets skipped because unavailable or their server is down)."""
     known = all_targets()
     if keys is not None:
         names = {t.key: t for t in known}
@@ -64,11 +70,18 @@ def _select_targets(keys: list[str] | None) -> tuple[list[Target], list[Target]]
         if unknown:
             raise SystemExit(f"unknown layer(s) {', '.join(unknown)}; known: {', '.join(names)}")
         known = [names[k] for k in keys]
-    return [t for t in known if t.factory is not None], [t for t in known if t.factory is None]
+    probed: dict[Callable[[], str], str] = {}
+    for i, target in enumerate(known):
+        if target.available and target.probe is not None:
+            if target.probe not in probed:
+                probed[target.probe] = target.probe()
+            if probed[target.probe]:
+                known[i] = dataclasses.replace(target, unavailable=probed[target.probe])
+    return [t for t in known if t.available], [t for t in known if not t.available]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; exit status 1 if any run FAILed."""
+    """Run the benchmark; exit status 1 if any run of ours FAILed."""
     args = parse_args(argv)
     repetitions = args.repetitions or (1 if args.quick else 3)
     if repetitions < 1:
@@ -88,8 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"bench ({mode}, {repetitions} repetition(s)): {', '.join(t.key for t in targets)}")
     started = time.perf_counter()
     # One untimed pass at quick sizes first: the first runs in a process are slower
-    # (allocator growth, cold caches), and that must not land in the first repetition.
-    warm = [(w, c) for w in workloads for c in w.cases(True)]
+    # (allocator growth, cold caches, script loading), and that must not land in the first
+    # repetition. Cross-process workloads start fresh processes each run: nothing to warm.
+    warm = [(w, c) for w in workloads if not w.requires for c in w.cases(True)]
     run_plan(Plan(warm, targets, 1, args.stall, args.limit), lambda text: None)
     plan = Plan(cases, targets, repetitions, args.stall, args.limit)
     cells = run_plan(plan, log)
@@ -112,7 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     chart = args.json.with_suffix(".png")
     why_not = write_chart(chart, cases, targets, cells)
     print(f"wrote {chart}" if not why_not else f"no chart: {why_not}")
-    return 1 if any(c.status == "fail" for c in cells) else 0
+    # A peer that FAILs is a finding about the peer; only a FAIL of ours fails the bench.
+    ours = {t.key for t in targets if t.role == "ours"}
+    failed = [c for c in cells if c.status == "fail" and c.target in ours]
+    for cell in failed:
+        print(f"FAIL: {cell.case} on {cell.target}: {cell.reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

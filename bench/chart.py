@@ -58,16 +58,18 @@ def write_chart(
             for x, (case, figure) in enumerate(groups):
                 cell = by_key[(case.key, target.key)]
                 where = x - 0.4 + width * (i + 0.5)
-                if cell.status != "ok":
+                if cell.status == "fail":  # a FAIL is a finding; n/a stays blank
                     ax.annotate(
-                        cell.status.upper(),
-                        (where, 0),
+                        "FAIL",
+                        (where, 0.02),
                         xycoords=("data", "axes fraction"),
                         ha="center",
                         va="bottom",
                         fontsize=7,
                         rotation=90,
+                        color="red",
                     )
+                if cell.status != "ok":
                     continue
                 stat = cell.stats[figure.key]
                 if stat.low > 0:

@@ -9,9 +9,22 @@ from typing import Any
 
 from .model import Layer, RunContext, WorkloadFailed
 
-__all__ = ["BODY", "Progress", "SeqChecker", "leftovers", "payload", "run_all"]
+__all__ = [
+    "BODY",
+    "HELLO",
+    "STOP",
+    "Progress",
+    "SeqChecker",
+    "leftovers",
+    "payload",
+    "run_all",
+]
 
 BODY = "x" * 100
+HELLO = {"type": "bench.hello"}
+"""Sent until every receiving process has seen one (a subscriber may join late); skipped."""
+STOP = {"type": "bench.stop"}
+"""Tells a receiver that does not know its share of the messages that the run is over."""
 _TICK = 0.25
 
 

@@ -9,11 +9,14 @@ from typing import Any, Literal, Protocol
 __all__ = [
     "CROSS_PROCESS",
     "Case",
+    "CaseRun",
     "Cell",
+    "CustomRun",
     "FigureSpec",
     "Layer",
     "LayerFactory",
     "Measurement",
+    "NamedFactory",
     "RunContext",
     "Stat",
     "WorkloadFailed",
@@ -41,6 +44,10 @@ class Layer(Protocol):
 LayerFactory = Callable[[], Layer]
 """Makes a fresh layer; called inside the event loop of the run that uses it."""
 
+NamedFactory = Callable[[str], Layer]
+"""Makes a fresh layer under a key prefix (one unique prefix per run; in-process layers
+ignore it). Another process given the same prefix reaches the same channels."""
+
 
 class WorkloadFailed(Exception):
     """A run lost, duplicated or reordered a message, or stalled: reported as FAIL."""
@@ -64,11 +71,24 @@ class FigureSpec:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What one run of one case gets: the layer factory and its time limits."""
+    """What one run of one case gets: the layer factory and its time limits.
+
+    A cross-process run also passes target and prefix to the processes it starts, so
+    they build the same kind of layer on the same keys.
+    """
 
     factory: LayerFactory
     stall_seconds: float
     limit_seconds: float
+    target: str = ""
+    prefix: str = ""
+
+
+CaseRun = Callable[[RunContext], Coroutine[Any, Any, Measurement]]
+"""One run of a case on a layer."""
+CustomRun = Callable[[RunContext, Mapping[str, int]], Coroutine[Any, Any, Measurement]]
+"""One run of a case by a target that is not a layer (a raw client ceiling): its own code,
+given the case's parameters."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +98,7 @@ class Case:
     key: str
     workload: str
     params: Mapping[str, int]
-    run: Callable[[RunContext], Coroutine[Any, Any, Measurement]] | None
+    run: CaseRun | None
     # Why run is None (not implemented yet); shown as n/a.
     missing: str = ""
 

@@ -29,13 +29,22 @@ class Ratio:
     peer: str
     value: float | None
     goal: float | None
+    higher_is_better: bool = True
+    """For a figure where lower is better (latency), the goal is an upper bound."""
 
     @property
     def met(self) -> bool | None:
-        """Whether the goal is met (for lower-is-better figures the goal is never set)."""
+        """Whether the goal is met; None without a goal or a value."""
         if self.goal is None or self.value is None:
             return None
-        return self.value >= self.goal
+        return self.value >= self.goal if self.higher_is_better else self.value <= self.goal
+
+    @property
+    def goal_text(self) -> str:
+        """E.g. '>=20x vs cr-core: met'."""
+        bound = ">=" if self.higher_is_better else "<="
+        verdict = {True: "met", False: "MISSED", None: "?"}[self.met]
+        return f"{bound}{self.goal:g}x vs {self.peer}: {verdict}"
 
 
 def _pairs(targets: Sequence[Target]) -> list[tuple[Target, Target]]:
@@ -51,7 +60,7 @@ def _pairs(targets: Sequence[Target]) -> list[tuple[Target, Target]]:
 def compute_ratios(
     cases: Sequence[tuple[Workload, Case]], targets: Sequence[Target], cells: Sequence[Cell]
 ) -> list[Ratio]:
-    """Every ours / peer ratio, for every figure of every case."""
+    """Every ours / peer ratio within a family, for every figure of every case."""
     by_key = {(c.case, c.target): c for c in cells}
     ratios = []
     for workload, case in cases:
@@ -62,7 +71,17 @@ def compute_ratios(
                 if a.status == b.status == "ok" and b.stats[figure.key].median > 0:
                     value = a.stats[figure.key].median / b.stats[figure.key].median
                 goal = ours.goals.get((peer.key, case.key, figure.key))
-                ratios.append(Ratio(case.key, figure.key, ours.key, peer.key, value, goal))
+                ratios.append(
+                    Ratio(
+                        case.key,
+                        figure.key,
+                        ours.key,
+                        peer.key,
+                        value,
+                        goal,
+                        figure.higher_is_better,
+                    )
+                )
     return ratios
 
 
@@ -76,17 +95,52 @@ def _num(value: float) -> str:
     return f"{value:.2f}"
 
 
+def _families(targets: Sequence[Target]) -> list[list[Target]]:
+    order: dict[str, list[Target]] = {}
+    for target in targets:
+        order.setdefault(target.family, []).append(target)
+    return list(order.values())
+
+
+def _title(family: Sequence[Target]) -> str:
+    def keys(role: str) -> str:
+        return ", ".join(t.key for t in family if t.role == role)
+
+    title = f"== {family[0].family}: {keys('ours') or '-'} vs {keys('peer') or '-'}"
+    return title + (f"; ceiling {keys('ceiling')}" if keys("ceiling") else "") + " =="
+
+
 def render_table(
     cases: Sequence[tuple[Workload, Case]],
     targets: Sequence[Target],
     cells: Sequence[Cell],
     ratios: Sequence[Ratio],
 ) -> str:
-    """A plain-text table: median (min-max) per target, ratio columns, goals, footnotes."""
+    """One section per family: its targets, then the table, then its footnotes."""
+    sections = [_section(cases, family, cells, ratios) for family in _families(targets)]
+    sizes = "; ".join(
+        f"{case.key}: " + ", ".join(f"{k}={v:,}" for k, v in case.params.items())
+        for _, case in cases
+    )
+    footer = (
+        "Each cell: median (min-max) over the repetitions. Ratio = ours / peer on the median;"
+        " where lower is better (latency, ms), a ratio below 1 means ours is faster."
+        f"\nSizes: {sizes}."
+    )
+    return "\n\n".join([*sections, footer])
+
+
+def _section(
+    cases: Sequence[tuple[Workload, Case]],
+    targets: Sequence[Target],
+    cells: Sequence[Cell],
+    ratios: Sequence[Ratio],
+) -> str:
     by_key = {(c.case, c.target): c for c in cells}
     by_ratio = {(r.case, r.figure, r.ours, r.peer): r for r in ratios}
     pairs = _pairs(targets)
-    has_goals = any(r.goal is not None for r in ratios)
+    keys = {t.key for t in targets}
+    has_goals = any(r.goal is not None for r in ratios if r.ours in keys)
     notes: list[str] = []
 
     def note(text: str) -> str:
@@ -94,15 +148,24 @@ def render_table(
             notes.append(text)
         return f"[{notes.index(text) + 1}]"
 
+    out = [_title(targets)]
+    width = max(len(t.key) for t in targets)
+    for t in targets:
+        about = f"{t.label} {t.version}".strip() + (f"; {t.note}" if t.note else "")
+        out.append(f"  {t.key.ljust(width)}  {about}")
     header = ["case", "figure", *(t.key for t in targets)]
     header += [f"{ours.key}/{peer.key}" for ours, peer in pairs]
     header += ["goal"] if has_goals else []
     rows: list[list[str]] = []
+    skipped: list[str] = []
     for workload, case in cases:
+        mine = [by_key[(case.key, t.key)] for t in targets]
+        if all(c.status == "n/a" for c in mine):
+            skipped.append(f"{case.key} {note(mine[0].reason)}")
+            continue
         for figure in workload.figures:
             row = [case.key, figure.heading]
-            for target in targets:
-                cell = by_key[(case.key, target.key)]
+            for cell in mine:
                 if cell.status == "ok":
                     s = cell.stats[figure.key]
                     spread = f" ({_num(s.low)}-{_num(s.high)})" if len(s.samples) > 1 else ""
@@ -115,26 +178,23 @@ def render_table(
                 r = by_ratio[(case.key, figure.key, ours.key, peer.key)]
                 row.append("-" if r.value is None else f"{r.value:.2f}x")
                 if r.goal is not None:
-                    verdict = {True: "met", False: "MISSED", None: "?"}[r.met]
-                    goals.append(f">={r.goal:g}x vs {peer.key}: {verdict}")
+                    goals.append(r.goal_text)
             if has_goals:
                 row.append("; ".join(goals))
             rows.append(row)
 
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    out.append("")
+    out.append("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    out.append("  ".join("-" * w for w in widths))
     previous = ""
     for row in rows:
         if row[0] != previous and previous:
             out.append("")
         previous = row[0]
         out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    out.append("")
-    out.append(
-        "Each cell: median (min-max) over the repetitions. Ratio = ours / peer on the median;"
-        " where lower is better (latency, ms), a ratio below 1 means ours is faster."
-    )
+    if skipped:
+        out.append(f"not applicable to any target here: {', '.join(skipped)}")
     out.extend(f"[{i}] {text}" for i, text in enumerate(notes, 1))
     return "\n".join(out)
 
@@ -149,7 +209,7 @@ def to_json(
 ) -> dict[str, Any]:
     """Everything a later comparison or chart needs, as plain JSON data."""
     return {
-        "schema": 1,
+        "schema": 2,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "settings": settings,
         "environment": {
@@ -182,6 +242,7 @@ def to_json(
             for c in cells
         ],
         "ratios": [vars(r) | {"met": r.met} for r in ratios],
+        "notes": {t.key: t.note for t in targets if t.note},
     }
 
 

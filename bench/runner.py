@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import secrets
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from time import perf_counter
 
-from .model import Case, Cell, Measurement, RunContext, Stat, WorkloadFailed
+from .model import Case, Cell, Layer, Measurement, RunContext, Stat, WorkloadFailed
 from .targets import Target
 from .workloads import Workload
 
@@ -29,6 +31,10 @@ class Plan:
 
 def applicability(workload: Workload, case: Case, target: Target) -> str:
     """'' if case runs on target, else why not (shown as n/a)."""
+    if target.runs:
+        if case.key in target.runs:
+            return ""
+        return f"{target.key} is a ceiling measured for {', '.join(target.runs)} only"
     missing = sorted(workload.requires - target.capabilities)
     if missing:
         needs = " and ".join(missing)
@@ -46,13 +52,30 @@ def _stats(runs: list[Measurement], workload: Workload) -> dict[str, Stat]:
     return stats
 
 
-def _run_once(case: Case, target: Target, plan: Plan) -> Measurement:
-    assert case.run is not None
-    assert target.factory is not None
-    ctx = RunContext(target.factory, plan.stall_seconds, plan.limit_seconds)
-    run = case.run
+def _not_a_layer() -> Layer:
+    raise TypeError("this target is not a channel layer")
+
+
+def _run_once(case: Case, target: Target, plan: Plan, log: Callable[[str], None]) -> Measurement:
+    """One run in a fresh event loop, under a fresh key prefix that is cleaned up after."""
+    prefix = f"bench-{secrets.token_hex(6)}"
+    factory = partial(target.factory, prefix) if target.factory is not None else _not_a_layer
+    ctx = RunContext(factory, plan.stall_seconds, plan.limit_seconds, target.key, prefix)
+    custom = target.runs.get(case.key)
+    if custom is not None:
+        run = custom(ctx, case.params)
+    else:
+        assert case.run is not None
+        run = case.run(ctx)
     gc.collect()
-    return asyncio.run(run(ctx))
+    try:
+        return asyncio.run(run)
+    finally:
+        if target.cleanup is not None:
+            try:
+                target.cleanup(prefix)
+            except Exception as exc:  # a failed cleanup must not hide the run's outcome
+                log(f"  could not delete the keys under {prefix}: {type(exc).__name__}: {exc}")
 
 
 def run_plan(plan: Plan, log: Callable[[str], None]) -> list[Cell]:
@@ -75,7 +98,7 @@ def run_plan(plan: Plan, log: Callable[[str], None]) -> list[Cell]:
                 where = f"{case.key} on {target.key}, run {rep}/{plan.repetitions}"
                 start = perf_counter()
                 try:
-                    measurement = _run_once(case, target, plan)
+                    measurement = _run_once(case, target, plan, log)
                 except WorkloadFailed as exc:
                     cell.status, cell.reason = "fail", f"{exc} (run {rep})"
                 except Exception as exc:  # a crashing layer is a FAIL, not a crashed bench

@@ -11,6 +11,10 @@ W1 and W3 run with two senders, as two cases:
 - "... yield": the sender also yields to the event loop after every send, as a producer
   between real events would. Receivers then wait for (nearly) every message, which
   measures the cost of waking a waiting receiver.
+
+W4 and W5 (bench.crossproc) receive in other OS processes. W4 also runs as "W4 2 rx":
+two receiver processes compete for one named normal channel, and together they must get
+every message exactly once (a layer that broadcasts a normal channel FAILs it).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from functools import partial
 from time import perf_counter, perf_counter_ns
 from typing import Any
 
+from .crossproc import cross_process, many_processes
 from .harness import Progress, SeqChecker, leftovers, payload, run_all
 from .model import (
     CROSS_PROCESS,
@@ -193,8 +198,6 @@ _FANOUT = (
     FigureSpec("rate", "deliveries", "deliveries/s", higher_is_better=True),
     FigureSpec("ms_per_send", "per group_send", "ms", higher_is_better=False),
 )
-_NOT_YET = "not implemented yet: comes with the first cross-process backend"
-
 
 _MODES = (("", False), (" yield", True))
 
@@ -227,12 +230,18 @@ def _w3(quick: bool) -> list[Case]:
 
 
 def _w4(quick: bool) -> list[Case]:
-    return [Case("W4", "W4", {"n": 1_000 if quick else 10_000}, None, _NOT_YET)]
+    n = 1_000 if quick else 10_000
+    return [
+        Case(f"W4{tag}", "W4", {"n": n, "receivers": r}, partial(cross_process, n=n, receivers=r))
+        for tag, r in (("", 1), (" 2 rx", 2))
+    ]
 
 
 def _w5(quick: bool) -> list[Case]:
-    params = {"processes": 4, "members_each": 250, "sends": 100}
-    return [Case("W5", "W5", params, None, _NOT_YET)]
+    sends = 10 if quick else 100
+    params = {"processes": 4, "members_each": 250, "sends": sends}
+    run = partial(many_processes, processes=4, members=250, sends=sends)
+    return [Case("W5", "W5", params, run)]
 
 
 WORKLOADS: dict[str, Workload] = {
