@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .harness import HELLO, STOP, Progress, payload, run_all
+from .harness import HELLO, STOP, Progress, payload, run_all, stop_tasks
 from .model import Measurement, RunContext, WorkloadFailed
 
 __all__ = ["Child", "cross_process", "many_processes", "start_children"]
@@ -134,8 +134,10 @@ async def start_children(
     await asyncio.gather(*(c.start() for c in children))
     await _until("listening", [c.listening for c in children], children)
 
+    ready = asyncio.Event()  # a flag, not only cancel(): redis-py may swallow a cancel
+
     async def poker() -> None:
-        while poke is not None:
+        while poke is not None and not ready.is_set():
             await poke()
             await asyncio.sleep(_POKE_INTERVAL)
 
@@ -143,8 +145,8 @@ async def start_children(
     try:
         await _until("ready", [c.ready for c in children], children)
     finally:
-        pokes.cancel()
-        await asyncio.gather(pokes, return_exceptions=True)
+        ready.set()
+        await stop_tasks([pokes])
 
 
 def _check_shares(n: int, shares: list[list[int]]) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "leftovers",
     "payload",
     "run_all",
+    "stop_tasks",
 ]
 
 BODY = "x" * 100
@@ -90,6 +91,27 @@ async def _watchdog(progress: Progress, ctx: RunContext) -> None:
             raise WorkloadFailed(f"timed out after {ctx.limit_seconds:.0f}s; {progress.describe()}")
 
 
+async def stop_tasks(tasks: Iterable[asyncio.Future[Any]], seconds: float = 10.0) -> None:
+    """Cancel tasks and wait until they are done, cancelling again while any survive.
+
+    redis-py can turn a cancellation that lands mid-command into its own error, or drop
+    it, and the task goes on: one cancel() is not enough. A task that outlives `seconds`
+    of this fails the run rather than hanging it.
+    """
+    everything = list(tasks)
+    pending = {t for t in everything if not t.done()}
+    deadline = time.monotonic() + seconds
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.2)
+        if pending and time.monotonic() > deadline:
+            raise WorkloadFailed(f"{len(pending)} task(s) ignored cancellation for {seconds:.0f}s")
+    for task in everything:
+        if not task.cancelled():
+            task.exception()  # retrieved: no "exception was never retrieved" at exit
+
+
 async def run_all(jobs: Iterable[Awaitable[Any]], progress: Progress, ctx: RunContext) -> None:
     """Run jobs concurrently; the first failure, a stall or the time limit fails the run.
 
@@ -106,10 +128,8 @@ async def run_all(jobs: Iterable[Awaitable[Any]], progress: Progress, ctx: RunCo
         else:
             dog.result()  # the watchdog only ever finishes by raising
     finally:
-        dog.cancel()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(dog, everything, return_exceptions=True)
+        await stop_tasks([dog, *tasks])
+        await asyncio.gather(everything, return_exceptions=True)
 
 
 async def leftovers(layer: Layer, channels: Iterable[str], wait: float = 0.02) -> int:
@@ -118,7 +138,5 @@ async def leftovers(layer: Layer, channels: Iterable[str], wait: float = 0.02) -
     if not probes:
         return 0
     done, pending = await asyncio.wait(probes, timeout=wait)
-    for probe in pending:
-        probe.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+    await stop_tasks(pending)
     return sum(1 for probe in done if not probe.cancelled() and probe.exception() is None)

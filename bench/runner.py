@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import secrets
+import signal
 import statistics
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
@@ -52,6 +55,26 @@ def _stats(runs: list[Measurement], workload: Workload) -> dict[str, Stat]:
     return stats
 
 
+@contextlib.contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """Last resort: a run whose event loop hangs (a task that ignores cancel at shutdown)
+    is interrupted after `seconds`, so one stuck layer cannot stall the whole bench."""
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise WorkloadFailed(f"hung: the run did not end within {seconds:.0f}s")
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _not_a_layer() -> Layer:
     raise TypeError("this target is not a channel layer")
 
@@ -69,7 +92,8 @@ def _run_once(case: Case, target: Target, plan: Plan, log: Callable[[str], None]
         run = case.run(ctx)
     gc.collect()
     try:
-        return asyncio.run(run)
+        with _alarm(plan.limit_seconds + 60):
+            return asyncio.run(run)
     finally:
         if target.cleanup is not None:
             try:

@@ -73,3 +73,15 @@ def redis_cluster() -> Iterator[RedisCluster]:
 def redis_sharded(redis_shards: list[str]) -> dict[str, list[str]]:
     """Options for a three-shard Redis layer."""
     return {"hosts": redis_shards}
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_options(redis_sentinel: RedisSentinel) -> dict[str, object]:
+    """Options for a layer that finds its master through Sentinel."""
+    return {"hosts": [{"sentinels": redis_sentinel.sentinels, "master_name": "mymaster"}]}
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_options(redis_cluster: RedisCluster) -> dict[str, object]:
+    """Options for a layer on a three-master Redis Cluster."""
+    return {"hosts": [redis_cluster.url], "cluster": True}

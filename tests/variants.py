@@ -58,4 +58,6 @@ VARIANTS = [
         options={"symmetric_encryption_keys": ENCRYPTION_KEYS},
         servers="redis_sharded",
     ),
+    Variant("redis-sentinel", RedisChannelLayer, shared=True, servers="redis_sentinel_options"),
+    Variant("redis-cluster", RedisChannelLayer, shared=True, servers="redis_cluster_options"),
 ]

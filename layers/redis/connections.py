@@ -34,12 +34,15 @@ class Clients:
         self._shards = shards
         self._options = (command, blocking)
         self._made: list[dict[int, Client]] = [{}, {}]
+        self._helpers: list[Client] = []
         self._finalizer: AsyncIterator[None] | None = None
 
     def _get(self, kind: int, shard: int) -> Client:
         client = self._made[kind].get(shard)
         if client is None:
-            client = self._made[kind][shard] = self._shards[shard].connect(self._options[kind])
+            client, helpers = self._shards[shard].connect(self._options[kind])
+            self._made[kind][shard] = client
+            self._helpers += helpers
         return client
 
     def command(self, shard: int) -> Client:
@@ -53,7 +56,8 @@ class Clients:
     async def aclose(self) -> None:
         """Close every client of this loop."""
         made, self._made = self._made, [{}, {}]
-        for client in [c for kind in made for c in kind.values()]:
+        helpers, self._helpers = self._helpers, []
+        for client in [c for kind in made for c in kind.values()] + helpers:
             with contextlib.suppress(Exception):
                 if isinstance(client, Redis):
                     # A pool handed to Redis() is not closed with it unless asked.

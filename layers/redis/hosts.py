@@ -15,8 +15,10 @@ from ..exceptions import ConfigError
 
 __all__ = ["ClientFactory", "Shard", "parse_hosts"]
 
-ClientFactory = Callable[[Mapping[str, Any]], "Redis | RedisCluster"]
-"""Makes a new client; takes connection options (timeouts) the factory may not override."""
+Client = Redis | RedisCluster
+ClientFactory = Callable[[Mapping[str, Any]], tuple[Client, list[Client]]]
+"""Makes a client from connection options (timeouts); also returns the helper clients
+(Sentinel's) that must be closed with it."""
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,10 @@ def _url_shard(url: str, extra: Mapping[str, Any], cluster: bool) -> Shard:
             "redis+sentinel:// or redis+cluster://"
         )
     if cluster:
-        return Shard(url, lambda conn: RedisCluster.from_url(url, **{**conn, **extra}), True)
+        return Shard(url, lambda conn: (RedisCluster.from_url(url, **{**conn, **extra}), []), True)
     return Shard(
-        url, lambda conn: Redis(connection_pool=ConnectionPool.from_url(url, **{**conn, **extra}))
+        url,
+        lambda conn: (Redis(connection_pool=ConnectionPool.from_url(url, **{**conn, **extra})), []),
     )
 
 
@@ -74,12 +77,12 @@ def _sentinel_shard(entry: Mapping[str, Any], ident: str | None = None) -> Shard
         raise ConfigError(f"hosts entry {dict(entry)!r}: a sentinel entry needs master_name")
     sentinel_kwargs = options.pop("sentinel_kwargs", None)
 
-    def connect(conn: Mapping[str, Any]) -> Redis:
+    def connect(conn: Mapping[str, Any]) -> tuple[Client, list[Client]]:
         manager = Sentinel(  # type: ignore[no-untyped-call]
             sentinels, sentinel_kwargs=sentinel_kwargs, **{**conn, **options}
         )
         client: Redis = manager.master_for(master, **{**conn, **options})
-        return client
+        return client, list(manager.sentinels)
 
     return Shard(ident or f"sentinel:{master}@{sentinels}", connect)
 

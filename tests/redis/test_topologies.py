@@ -1,0 +1,83 @@
+"""Sentinel failover and Redis Cluster placement, on servers the tests own."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import redis
+
+from layers.exceptions import ChannelLayerConnectionError
+from layers.redis import RedisChannelLayer
+from tests.helpers import msg, recv
+from tests.redis_procs import RedisCluster, RedisSentinel
+
+
+async def test_sentinel_failover_keeps_the_layer_working() -> None:
+    with RedisSentinel() as setup:
+        layer = RedisChannelLayer(
+            hosts=[{"sentinels": setup.sentinels, "master_name": setup.master_name}],
+            prefix=f"t{secrets.token_hex(4)}",
+            socket_timeout=1,
+            socket_connect_timeout=1,
+            blocking_timeout=0.5,
+        )
+        channel = await layer.new_channel()
+        await layer.send(channel, msg(0))
+        assert (await recv(layer, channel))["seq"] == 0
+        old_master = setup.master.port
+        await asyncio.to_thread(setup.failover)
+        assert setup.master.port != old_master
+        # Sends find the new master by themselves; at most a few fail during the switch.
+        async with asyncio.timeout(15):
+            while True:
+                try:
+                    await layer.send(channel, msg(1))
+                    break
+                except ChannelLayerConnectionError:
+                    await asyncio.sleep(0.1)
+        assert (await recv(layer, channel, 15))["seq"] == 1
+        await layer.send("normal", msg(2))
+        assert (await recv(layer, "normal"))["seq"] == 2
+        await layer.flush()
+        await layer.close()
+
+
+async def test_sentinel_url_form() -> None:
+    with RedisSentinel() as setup:
+        hosts = ",".join(f"{h}:{p}" for h, p in setup.sentinels)
+        layer = RedisChannelLayer.from_url(
+            f"redis+sentinel://{hosts}/{setup.master_name}/0?capacity=7"
+        )
+        assert layer.capacity == 7
+        await layer.send("via.url", msg(1))
+        assert (await recv(layer, "via.url"))["seq"] == 1
+        await layer.flush()
+        await layer.close()
+
+
+async def test_cluster_spreads_channels_over_masters(redis_cluster: RedisCluster) -> None:
+    layer = RedisChannelLayer(
+        hosts=[redis_cluster.url], cluster=True, prefix=f"t{secrets.token_hex(4)}"
+    )
+    names = [f"work.{i}" for i in range(30)]
+    for i, name in enumerate(names):
+        await layer.send(name, msg(i))
+    client = redis.cluster.RedisCluster.from_url(redis_cluster.url)
+    try:
+        nodes = {client.get_node_from_key(layer.keys.channel(n)).port for n in names}  # type: ignore[no-untyped-call]
+        assert len(nodes) == 3, "channels should land on every master"
+    finally:
+        client.close()
+    members = [await layer.new_channel(f"p{i}") for i in range(6)] + names[:3]
+    for member in members:
+        await layer.group_add("room", member)
+    await layer.group_send("room", msg(99))
+    for member in members[:6]:
+        assert (await recv(layer, member))["seq"] == 99
+    for i, name in enumerate(names):
+        assert (await recv(layer, name))["seq"] == i
+    for name in names[:3]:
+        assert (await recv(layer, name))["seq"] == 99
+    await layer.flush()
+    await layer.close()
