@@ -53,6 +53,15 @@ class Clients:
         """The client for blocking commands, whose socket timeout exceeds the block."""
         return self._get(1, shard)
 
+    async def interrupt(self) -> None:
+        """Drop every open connection (ending blocked reads) but keep the clients."""
+        for client in [c for kind in self._made for c in kind.values()]:
+            with contextlib.suppress(Exception):
+                if isinstance(client, Redis):
+                    await client.connection_pool.disconnect()
+                else:
+                    await client.aclose()
+
     async def aclose(self) -> None:
         """Close every client of this loop."""
         made, self._made = self._made, [{}, {}]
@@ -98,6 +107,10 @@ class Connections:
             await finalizer.__anext__()  # registers it with this loop's shutdown_asyncgens
             clients._finalizer = finalizer
         return clients
+
+    def current(self) -> Clients | None:
+        """The running loop's clients, if it has made any."""
+        return self._per_loop.get(asyncio.get_running_loop())
 
     async def aclose(self) -> None:
         """Close this loop's clients now, and other live loops' clients in their loop."""

@@ -291,6 +291,13 @@ class RedisChannelLayer(ChannelLayer):
                 task.cancel()
             elif not task.get_loop().is_closed():
                 task.get_loop().call_soon_threadsafe(task.cancel)
+        # redis-py lets a blocked read finish before a cancel lands: dropping the
+        # connections ends a BLMOVE at once instead of after blocking_timeout. The
+        # clients are closed for good only once the tasks are done, since a task may
+        # reconnect on its way out.
+        clients = self.connections.current()
+        if clients is not None:
+            await clients.interrupt()
         await asyncio.gather(*mine, return_exceptions=True)
         await self.connections.aclose()
 

@@ -86,15 +86,17 @@ def _retry_or_stop(layer: RedisChannelLayer) -> None:
         raise asyncio.CancelledError
 
 
-async def _pop(layer: RedisChannelLayer, shard: int, keys: list[str], count: int) -> list[Any]:
-    """Run the pop script; if cancelled meanwhile, still return what it took."""
+async def _pop(
+    layer: RedisChannelLayer, shard: int, keys: list[str], count: int, channel: str | None = None
+) -> list[Any]:
+    """Run the pop script; if cancelled meanwhile, still deliver what it took."""
     clients = await layer.connections.here()
     task = asyncio.ensure_future(scripts.POP(clients.command(shard), keys, [count]))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         # The server may have popped already: finish, hand the batch over, then stop.
-        layer.deliver(keys, await task)
+        layer.deliver(keys, await task, channel)
         raise
 
 
@@ -173,7 +175,7 @@ async def fetch_normal(layer: RedisChannelLayer, channel: str) -> None:
                     return
                 continue
             try:
-                result = await _pop(layer, shard, keys, demand)
+                result = await _pop(layer, shard, keys, demand, channel)
                 layer.deliver(keys, result, channel)
                 if len(result) <= 2:
                     await _wait_nonempty(layer, shard, keys[0])
