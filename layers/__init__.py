@@ -14,6 +14,7 @@ from .exceptions import (
     MessageTooLarge,
     UndecodableMessage,
 )
+from .sync import SyncChannelLayer
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidChannelName",
     "InvalidMessage",
     "MessageTooLarge",
+    "SyncChannelLayer",
     "UndecodableMessage",
     "__version__",
     "get_channel_layer",

@@ -63,16 +63,27 @@ class Clients:
                     await client.aclose()
 
     async def aclose(self) -> None:
-        """Close every client of this loop."""
-        made, self._made = self._made, [{}, {}]
-        helpers, self._helpers = self._helpers, []
-        for client in [c for kind in made for c in kind.values()] + helpers:
-            with contextlib.suppress(Exception):
-                if isinstance(client, Redis):
-                    # A pool handed to Redis() is not closed with it unless asked.
-                    await client.aclose(close_connection_pool=True)
-                else:
-                    await client.aclose()
+        """Close every client of this loop.
+
+        Each client is forgotten only once closed: if the loop stops halfway (a close
+        scheduled from another thread), the loop's shutdown finalizer closes the rest.
+        """
+        for kind in self._made:
+            for shard, client in list(kind.items()):
+                await _close_client(client)
+                kind.pop(shard, None)
+        while self._helpers:
+            await _close_client(self._helpers[0])
+            self._helpers.pop(0)
+
+
+async def _close_client(client: Client) -> None:
+    with contextlib.suppress(Exception):
+        if isinstance(client, Redis):
+            # A pool handed to Redis() is not closed with it unless asked.
+            await client.aclose(close_connection_pool=True)
+        else:
+            await client.aclose()
 
 
 async def _close_at_loop_shutdown(clients: Clients) -> AsyncIterator[None]:
@@ -122,4 +133,9 @@ class Connections:
             if loop is here:
                 await clients.aclose()
             elif loop.is_running() and not loop.is_closed():
-                asyncio.run_coroutine_threadsafe(clients.aclose(), loop)
+                # Wait for it: a close cut short when that loop stops would leave
+                # clients (a RedisCluster marks itself closed before it is) open.
+                # Bounded, in case that loop is itself waiting on this one.
+                done = asyncio.run_coroutine_threadsafe(clients.aclose(), loop)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.wrap_future(done), 5)
