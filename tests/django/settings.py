@@ -1,7 +1,7 @@
 """Minimal Django settings for the Channels integration tests (tests/django/conftest.py)."""
 
 SECRET_KEY = "chanlayers-tests-only"
-INSTALLED_APPS = ["channels"]
+INSTALLED_APPS = ["channels", "layers.django"]
 USE_TZ = True
 
 CHANNEL_LAYERS = {

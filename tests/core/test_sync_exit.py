@@ -1,0 +1,39 @@
+"""A script that never closes its SyncChannelLayer still exits cleanly."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from layers import SyncChannelLayer
+    layer = SyncChannelLayer(sys.argv[1])
+    channel = layer.new_channel()
+    layer.send(channel, {"type": "t", "n": 1})
+    assert layer.receive(channel, timeout=5) == {"type": "t", "n": 1}
+    layer.group_add("g", channel)
+    layer.group_send("g", {"type": "t"})
+    print("done")
+    # no close(): interpreter exit must close it without a warning
+    """
+)
+
+
+@pytest.mark.parametrize("scheme", ["memory", "redis"])
+def test_exit_without_close_is_clean(scheme: str, redis_url: str) -> None:
+    url = "memory://" if scheme == "memory" else f"{redis_url}?prefix=exit{secrets.token_hex(3)}"
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", SCRIPT, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert result.stderr == ""
