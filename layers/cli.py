@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import textwrap
 from collections.abc import Sequence
+from typing import NoReturn
 
+from .cli_commands import (
+    COMMANDS,
+    CommandError,
+    error_line,
+    exit_status,
+    positive_count,
+    positive_seconds,
+)
 from .config import BACKENDS, available_backends, layer_from_url
 from .demo import run_demo
 from .exceptions import ChannelLayerError
@@ -16,11 +27,170 @@ examples:
   chanlayers demo                      the chat demo on the in-memory layer
   chanlayers demo --layer memory://    the same, naming the layer by URL
   chanlayers backends                  which layer URLs this installation serves
+  chanlayers send jobs '{"type": "job.run", "id": 7}' --layer redis://localhost:6379
+  chanlayers receive jobs --count 10 --timeout 5 --layer redis://localhost:6379
+  chanlayers receive jobs --layer redis://a:6379 | chanlayers send jobs - --layer redis://b:6379
+
+Every layer command takes --layer URL, or --alias NAME (with --settings MODULE for
+Django), or else uses the CHANNEL_LAYERS / CHANNEL_LAYER_URL environment variables.
+'chanlayers COMMAND --help' shows each command's options and examples.
 """
+
+MESSAGES = """\
+messages are JSON objects with a "type" string. JSON has no bytes, so a bytes
+value is written {"$bytes": "<base64>"} (standard alphabet, padded): receive
+prints bytes that way and send reads it back, so receive | send copies messages
+exactly. (A dict whose only key is "$bytes" or "$dict" is written {"$dict": {...}}.)
+"""
+
+EXIT = """\
+exit status: 0 done; 1 layer error (ChannelFull, MessageTooLarge, connection,
+configuration, a receive that timed out); 2 usage error or bad input (bad JSON,
+an invalid channel or group name, an invalid message).
+"""
+
+# (name, help, description, usage examples)
+LAYER_COMMANDS: list[tuple[str, str, str, str]] = [
+    (
+        "send",
+        "send a message to a channel",
+        "Send a JSON message to CHANNEL; with '-' instead of JSON, send each JSON line "
+        "of stdin in turn (blank lines are skipped).",
+        """\
+  chanlayers send jobs '{"type": "job.run", "id": 7}' --layer redis://localhost:6379
+  printf '{"type": "a"}\\n{"type": "b"}\\n' | chanlayers send jobs - --alias default
+  chanlayers send blobs '{"type": "blob", "data": {"$bytes": "AAEC"}}'""",
+    ),
+    (
+        "group-send",
+        "send a message to every channel of a group",
+        "Send a JSON message to every member of GROUP (a full member is skipped); "
+        "with '-' instead of JSON, send each JSON line of stdin in turn.",
+        """\
+  chanlayers group-send room-42 '{"type": "chat.message", "text": "hi"}'
+  tail -f events.jsonl | chanlayers group-send room-42 - --layer redis://localhost:6379""",
+    ),
+    (
+        "receive",
+        "print messages of a channel as JSON lines",
+        "Wait for --count messages on CHANNEL and print each as one line of JSON. With "
+        "--timeout, give up after that many seconds in all: what arrived is printed, and "
+        "the exit status is 1.",
+        """\
+  chanlayers receive jobs --layer redis://localhost:6379
+  chanlayers receive jobs --count 100 --timeout 10 --alias default > jobs.jsonl
+  chanlayers receive jobs --count 5 --layer redis://a:6379 | chanlayers send jobs - --layer redis://b:6379""",
+    ),
+    (
+        "group-add",
+        "add a channel to a group",
+        "Add CHANNEL to GROUP, or renew its membership for the layer's group_expiry.",
+        """\
+  chanlayers group-add room-42 audit-log --layer redis://localhost:6379
+  chanlayers group-add room-42 audit-log --settings mysite.settings""",
+    ),
+    (
+        "group-discard",
+        "remove a channel from a group",
+        "Remove CHANNEL from GROUP; a channel that is not a member is no error.",
+        """\
+  chanlayers group-discard room-42 audit-log --layer redis://localhost:6379""",
+    ),
+    (
+        "flush",
+        "remove every message and group of a layer",
+        "Remove every message and group under the layer's prefix. It asks first; "
+        "without a terminal to ask on, it needs --yes. Any answer but y leaves the "
+        "layer as it was and exits 1.",
+        """\
+  chanlayers flush --layer 'redis://localhost:6379?prefix=myapp'
+  chanlayers flush --yes --alias default --settings mysite.settings""",
+    ),
+    (
+        "stats",
+        "print the layer's stats",
+        "Print the layer's stats as a table, or as one JSON object with --json. "
+        "Counters are those of this process, so they start at 0.",
+        """\
+  chanlayers stats --layer redis://localhost:6379
+  chanlayers stats --json --alias default""",
+    ),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr, with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"chanlayers: {message} (see '{self.prog} --help')\n")
+
+
+def _add_layer_options(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group(
+        "which layer (default: alias default of Django settings, $CHANNEL_LAYERS, "
+        "$CHANNEL_LAYER_URL or in-memory)"
+    )
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--layer", metavar="URL", help="a layer URL: memory://, redis://host:6379?prefix=app, ..."
+    )
+    choice.add_argument(
+        "--alias",
+        metavar="NAME",
+        help="a CHANNEL_LAYERS alias, from Django settings or $CHANNEL_LAYERS (default: default)",
+    )
+    group.add_argument(
+        "--settings",
+        metavar="MODULE",
+        help="the Django settings module with CHANNEL_LAYERS, imported from the current "
+        "directory or PYTHONPATH (sets DJANGO_SETTINGS_MODULE)",
+    )
+
+
+def _add_layer_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    for name, summary, description, examples in LAYER_COMMANDS:
+        epilog = f"examples:\n{examples}\n\n"
+        if name in {"send", "group-send", "receive"}:
+            epilog += MESSAGES + "\n"
+        epilog += EXIT
+        command = commands.add_parser(
+            name,
+            help=summary,
+            description=textwrap.fill(description, 79),
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if name in {"send", "group-send"}:
+            target = "CHANNEL" if name == "send" else "GROUP"
+            command.add_argument(target.lower(), metavar=target)
+            command.add_argument(
+                "json",
+                metavar="JSON",
+                help="the message as a JSON object, or - for JSON lines on stdin",
+            )
+        elif name == "receive":
+            command.add_argument("channel", metavar="CHANNEL")
+            command.add_argument(
+                "--count", type=positive_count, default=1, metavar="N", help="how many (default 1)"
+            )
+            command.add_argument(
+                "--timeout",
+                type=positive_seconds,
+                metavar="S",
+                help="give up after S seconds in all (default: wait for ever)",
+            )
+        elif name in {"group-add", "group-discard"}:
+            command.add_argument("group", metavar="GROUP")
+            command.add_argument("channel", metavar="CHANNEL")
+        elif name == "flush":
+            command.add_argument("-y", "--yes", action="store_true", help="do not ask first")
+        elif name == "stats":
+            command.add_argument("--json", action="store_true", help="print one JSON object")
+        _add_layer_options(command)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="chanlayers",
         description="Channel layers for ASGI and Django Channels.",
         epilog=EPILOG,
@@ -51,7 +221,10 @@ def _parser() -> argparse.ArgumentParser:
         "backends",
         help="list layer URL schemes and whether they are available",
         description="List every layer URL scheme and whether this installation can use it.",
+        epilog="example:\n  chanlayers backends",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_layer_commands(commands)
     return parser
 
 
@@ -60,22 +233,45 @@ async def _demo(url: str, clients: int) -> None:
         await run_demo(layer, clients=clients)
 
 
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        asyncio.run(_demo(args.layer, args.clients))
+    elif args.command == "backends":
+        available = set(available_backends())
+        for scheme, backend in BACKENDS.items():
+            state = "available" if f"{scheme}://" in available else "not available"
+            print(f"{scheme + '://':<18} {backend.path:<40} {state}")
+    elif args.command in COMMANDS:
+        COMMANDS[args.command](args)
+    else:
+        parser.print_help()
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the chanlayers console script."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "demo":
-            asyncio.run(_demo(args.layer, args.clients))
-        elif args.command == "backends":
-            available = set(available_backends())
-            for scheme, backend in BACKENDS.items():
-                state = "available" if f"{scheme}://" in available else "not available"
-                print(f"{scheme + '://':<18} {backend.path:<40} {state}")
-        else:
-            parser.print_help()
-            return 2
-    except ChannelLayerError as exc:
-        print(f"chanlayers: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return _run(parser, args)
+    except (ChannelLayerError, CommandError) as exc:
+        print(f"chanlayers: {error_line(exc)}", file=sys.stderr)
+        return exit_status(exc)
+    except KeyboardInterrupt:
+        print("chanlayers: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (| head): stop quietly, and keep Python's
+        # own flush at exit from complaining again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    return 0
+    except Exception as exc:
+        if os.environ.get("CHANLAYERS_TRACEBACK"):
+            raise
+        print(
+            f"chanlayers: unexpected {type(exc).__name__}: {exc} "
+            "(set CHANLAYERS_TRACEBACK=1 to see where)",
+            file=sys.stderr,
+        )
+        return 1
