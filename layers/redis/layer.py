@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,6 +26,10 @@ from .receiving import UNBOUNDED, Acks, fetch_normal, flush_acks, read_inbox
 from .ring import HashRing
 
 __all__ = ["RedisChannelLayer"]
+
+_RECEIVING_CACHE_SIZE = 65536
+_GROUP_PLAN_CACHE_SIZE = 256
+_FANOUT_CACHE_SIZE = 64
 
 
 def _timeout(name: str, value: object) -> float:
@@ -45,9 +50,7 @@ class _Bundle:
         args: list[Any] = [len(self.normal), *(cap for _, cap in self.normal)]
         for inbox, parts in self.inboxes.items():
             names += [keys.inbox(inbox), keys.depth(inbox)]
-            args.append(len(parts))
-            for part, cap in parts:
-                args += [part, cap]
+            args.append(",".join([f"{part}={cap}" for part, cap in parts]))
         return names, args
 
     def split(self) -> Iterator[_Bundle]:
@@ -98,6 +101,11 @@ class RedisChannelLayer(ChannelLayer):
         self._readers: dict[str, tuple[asyncio.Task[None], asyncio.Task[None]]] = {}
         self._fetchers: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
         self._expiry_ms = int(self.expiry * 1000)
+        # Per channel received on: its inbox (None for a normal channel) and on_wait.
+        self._receiving: dict[str, tuple[str | None, Callable[[], None]]] = {}
+        self._group_plans: dict[bytes, list[tuple[int, list[str], list[Any]]]] = {}
+        # Per inbox entry header naming several local parts: the channels it names.
+        self._fanouts: dict[tuple[str, bytes], list[str]] = {}
         self._group_expiry_ms = int(self.group_expiry * 1000)
 
     @classmethod
@@ -152,8 +160,19 @@ class RedisChannelLayer(ChannelLayer):
             newline = entry.index(b"\n", 13)
             deadline = now + (int(entry[:13]) - now_ms) / 1000
             payload = entry[newline + 1 :]
-            for part in entry[13:newline].split(b","):
-                put(inbox + part.decode(), payload, deadline, UNBOUNDED)
+            parts = entry[13:newline]
+            if b"," not in parts:
+                put(inbox + parts.decode(), payload, deadline, UNBOUNDED)
+                continue
+            # A group_send's entry: the same members' names again and again.
+            channels = self._fanouts.get((inbox, parts))
+            if channels is None:
+                channels = [inbox + part for part in parts.decode().split(",")]
+                if len(self._fanouts) >= _FANOUT_CACHE_SIZE:
+                    self._fanouts.clear()
+                self._fanouts[inbox, parts] = channels
+            for channel in channels:
+                put(channel, payload, deadline, UNBOUNDED)
 
     def _ensure_reader(self, inbox: str) -> None:
         tasks = self._readers.get(inbox)
@@ -197,6 +216,18 @@ class RedisChannelLayer(ChannelLayer):
             raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
 
     async def _receive(self, channel: str) -> bytes:
+        bound = self._receiving.get(channel)
+        if bound is None:
+            bound = self._bind_receive(channel)
+        inbox, on_wait = bound
+        if inbox is not None:
+            tasks = self._readers.get(inbox)
+            if tasks is None or tasks[0].done() or tasks[0].get_loop().is_closed():
+                self._ensure_reader(inbox)
+        return await self.local.get(channel, on_wait)
+
+    def _bind_receive(self, channel: str) -> tuple[str | None, Callable[[], None]]:
+        """(inbox or None, what to run before waiting) for receiving on channel."""
         if "!" in channel:
             inbox = non_local_name(channel)
             if not self._is_ours(inbox):
@@ -204,9 +235,16 @@ class RedisChannelLayer(ChannelLayer):
                     f"channel {channel!r} belongs to another process or layer: only the "
                     "layer whose new_channel() made it can receive on it"
                 )
-            self._ensure_reader(inbox)
-            return await self.local.get(channel, lambda: self._ensure_reader(inbox))
-        return await self.local.get(channel, lambda: self._ensure_fetcher(channel))
+            bound: tuple[str | None, Callable[[], None]] = (
+                inbox,
+                partial(self._ensure_reader, inbox),
+            )
+        else:
+            bound = (None, partial(self._ensure_fetcher, channel))
+        if len(self._receiving) >= _RECEIVING_CACHE_SIZE:
+            self._receiving.clear()
+        self._receiving[channel] = bound
+        return bound
 
     async def _new_channel(self, name: str) -> None:
         self._ensure_reader(non_local_name(name))
@@ -225,17 +263,46 @@ class RedisChannelLayer(ChannelLayer):
         with self._reaching(shard):
             await clients.command(shard).zrem(self.keys.group(group), channel)
 
-    async def _group_channels(self, group: str) -> list[str]:
+    async def _members(self, group: str) -> bytes:
+        """The live members of group, joined by ','."""
         shard = self.ring.index(group)
         clients = await self.connections.here()
         with self._reaching(shard):
-            members = await scripts.MEMBERS(clients.command(shard), [self.keys.group(group)], [])
-        return [m.decode() for m in members]
+            members: bytes = await scripts.MEMBERS(
+                clients.command(shard), [self.keys.group(group)], []
+            )
+        return members
+
+    async def _group_channels(self, group: str) -> list[str]:
+        members = await self._members(group)
+        return members.decode().split(",") if members else []
 
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
-        members = await self._group_channels(group)
+        calls = self._group_calls(await self._members(group))
+        clients = await self.connections.here()
+        head = [payload, self._expiry_ms]
+        if len(calls) == 1:
+            shard, keys, args = calls[0]
+            results = [await self._group_send_on(clients.command(shard), shard, keys, head + args)]
+        else:
+            results = await asyncio.gather(
+                *(self._group_send_on(clients.command(s), s, k, head + a) for s, k, a in calls)
+            )
+        delivered = sum(r[0] for r in results)
+        dropped = sum(r[1] for r in results)
+        self.counters.dropped_expired += sum(r[2] for r in results)
+        return delivered, dropped
+
+    def _group_calls(self, members: bytes) -> list[tuple[int, list[str], list[Any]]]:
+        """Per script to run, (shard, keys, args after payload and expiry) for members.
+
+        A group's membership seldom changes between sends: the plan is cached by it.
+        """
+        calls = self._group_plans.get(members)
+        if calls is not None:
+            return calls
         bundles: dict[int, _Bundle] = {}
-        for channel in members:
+        for channel in members.decode().split(",") if members else []:
             shard, keys, part = self._target(channel)
             bundle = bundles.setdefault(shard, _Bundle())
             capacity = self.capacity_rules(channel)
@@ -243,19 +310,14 @@ class RedisChannelLayer(ChannelLayer):
                 bundle.normal.append((keys[0], capacity))
             else:
                 bundle.inboxes.setdefault(non_local_name(channel), []).append((part, capacity))
-        clients = await self.connections.here()
         calls = []
         for shard, bundle in bundles.items():
             for piece in bundle.split() if self.cluster else [bundle]:
-                keys, args = piece.keys_and_args(self.keys)
-                calls.append((shard, keys, [payload, self._expiry_ms, *args]))
-        results = await asyncio.gather(
-            *(self._group_send_on(clients.command(s), s, k, a) for s, k, a in calls)
-        )
-        delivered = sum(r[0] for r in results)
-        dropped = sum(r[1] for r in results)
-        self.counters.dropped_expired += sum(r[2] for r in results)
-        return delivered, dropped
+                calls.append((shard, *piece.keys_and_args(self.keys)))
+        if len(self._group_plans) >= _GROUP_PLAN_CACHE_SIZE:
+            self._group_plans.clear()
+        self._group_plans[members] = calls
+        return calls
 
     async def _group_send_on(
         self, client: Any, shard: int, keys: list[str], args: list[Any]

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -28,31 +29,51 @@ __all__ = ["Acks", "fetch_normal", "flush_acks", "read_inbox"]
 log = logging.getLogger("layers.redis")
 UNBOUNDED = sys.maxsize  # capacity was enforced in Redis when the message was sent
 _MAX_BACKOFF = 2.0
+_SPLIT_CACHE_SIZE = 65536
+# How long flush_acks lets acks gather before releasing them (when the reader has not
+# taken them with its next pop meanwhile): short next to any sender's retry interval.
+_ACK_DELAY = 0.001
 
 
 class Acks:
-    """Depth counts to release per inbox, as local messages leave the buffers."""
+    """Depth counts to release per inbox, as local messages leave the buffers.
+
+    The inbox reader hands pending counts to its next pop script, and flush_acks
+    releases what is left once the loop has had a moment: one script releases many.
+    """
 
     def __init__(self) -> None:
         self._pending: dict[str, dict[str, int]] = {}
         self._wakers: dict[str, Callable[[], None]] = {}
+        self._split: dict[str, tuple[str, str]] = {}
+        self._reading: set[str] = set()
         self._lock = threading.Lock()
 
     def add(self, channel: str, count: int) -> None:
         """Note that count messages of channel left the buffers."""
-        inbox = non_local_name(channel)
-        part = channel[len(inbox) :]
+        split = self._split.get(channel)
+        if split is None:
+            inbox = non_local_name(channel)
+            split = (inbox, channel[len(inbox) :])
+            if len(self._split) >= _SPLIT_CACHE_SIZE:
+                self._split.clear()
+            self._split[channel] = split
+        inbox, part = split
         with self._lock:
-            parts = self._pending.setdefault(inbox, {})
-            parts[part] = parts.get(part, 0) + count
+            parts = self._pending.get(inbox)
+            if parts is not None:
+                # The flusher was woken when these became pending and has not taken them.
+                parts[part] = parts.get(part, 0) + count
+                return
+            self._pending[inbox] = {part: count}
             waker = self._wakers.get(inbox)
         if waker is not None:
             waker()
 
-    def take(self, inbox: str) -> dict[str, int]:
-        """Everything pending for inbox."""
+    def take(self, inbox: str) -> dict[str, int] | None:
+        """Everything pending for inbox, or None."""
         with self._lock:
-            return self._pending.pop(inbox, {})
+            return self._pending.pop(inbox, None)
 
     def give_back(self, inbox: str, parts: dict[str, int]) -> None:
         """Re-queue acks that could not be sent."""
@@ -60,9 +81,28 @@ class Acks:
             pending = self._pending.setdefault(inbox, {})
             for part, count in parts.items():
                 pending[part] = pending.get(part, 0) + count
+            waker = self._wakers.get(inbox)
+        if waker is not None:
+            waker()
+
+    def reading(self, inbox: str, busy: bool) -> None:
+        """Note whether inbox's reader is about to pop (and so take pending acks itself)
+        or to block; wake the flusher for what is pending when it stops popping."""
+        with self._lock:
+            if busy:
+                self._reading.add(inbox)
+                return
+            self._reading.discard(inbox)
+            waker = self._wakers.get(inbox) if inbox in self._pending else None
+        if waker is not None:
+            waker()
+
+    def is_reading(self, inbox: str) -> bool:
+        """True while inbox's reader pops: its next pop releases what is pending."""
+        return inbox in self._reading
 
     def set_waker(self, inbox: str, event: asyncio.Event) -> None:
-        """Wake event (from any thread) whenever acks for inbox arrive."""
+        """Wake event (from any thread) whenever acks for inbox become pending."""
         loop, thread = asyncio.get_running_loop(), threading.get_ident()
 
         def wake() -> None:
@@ -73,6 +113,11 @@ class Acks:
 
         with self._lock:
             self._wakers[inbox] = wake
+
+
+def pack_counts(counts: dict[str, int]) -> str:
+    """(local part, number) pairs as the scripts take them: "part=n,part=n"."""
+    return ",".join([f"{part}={n}" for part, n in counts.items()])
 
 
 def _retry_or_stop(layer: RedisChannelLayer) -> None:
@@ -86,18 +131,52 @@ def _retry_or_stop(layer: RedisChannelLayer) -> None:
         raise asyncio.CancelledError
 
 
+async def _back_off(
+    layer: RedisChannelLayer, what: str, shard: int, exc: Exception, backoff: float
+) -> float:
+    """Stop if asked to; else log, wait backoff seconds, and return the next backoff."""
+    _retry_or_stop(layer)
+    log.warning(
+        "%s from %s failed (%s); retrying in %.2fs", what, layer.shard_names[shard], exc, backoff
+    )
+    await asyncio.sleep(backoff)
+    return min(backoff * 2, _MAX_BACKOFF)
+
+
 async def _pop(
-    layer: RedisChannelLayer, shard: int, keys: list[str], count: int, channel: str | None = None
+    layer: RedisChannelLayer,
+    shard: int,
+    keys: list[str],
+    count: int,
+    channel: str | None = None,
+    inbox: str | None = None,
 ) -> list[Any]:
-    """Run the pop script; if cancelled meanwhile, still deliver what it took."""
+    """Run the pop script; if cancelled meanwhile, still deliver what it took.
+
+    For an inbox, the script first releases the acks pending for it; they are given
+    back if the script fails.
+    """
     clients = await layer.connections.here()
-    task = asyncio.ensure_future(scripts.POP(clients.command(shard), keys, [count]))
+    args: list[Any] = [count]
+    acks = layer.acks.take(inbox) if inbox is not None else None
+    if acks:
+        args.append(pack_counts(acks))
+    task = asyncio.ensure_future(scripts.POP(clients.command(shard), keys, args))
+    if acks and inbox is not None:
+        task.add_done_callback(partial(_restore_acks, layer, inbox, acks))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         # The server may have popped already: finish, hand the batch over, then stop.
         layer.deliver(keys, await task, channel)
         raise
+
+
+def _restore_acks(
+    layer: RedisChannelLayer, inbox: str, acks: dict[str, int], task: asyncio.Future[Any]
+) -> None:
+    if task.cancelled() or task.exception() is not None:
+        layer.acks.give_back(inbox, acks)
 
 
 async def _wait_nonempty(layer: RedisChannelLayer, shard: int, key: str) -> None:
@@ -112,25 +191,23 @@ async def read_inbox(layer: RedisChannelLayer, inbox: str) -> None:
     shard = layer.ring.index(inbox)
     keys = [layer.keys.inbox(inbox), layer.keys.depth(inbox)]
     backoff = 0.05
-    while not layer.closed:
-        try:
-            result = await _pop(layer, shard, keys, layer.batch_size)
-            layer.deliver(keys, result)
-            if len(result) <= 2:
-                layer.local.maybe_sweep()
-                await _wait_nonempty(layer, shard, keys[0])
-            backoff = 0.05
-        except RedisError as exc:
-            _retry_or_stop(layer)
-            log.warning(
-                "reading inbox %s from %s failed (%s); retrying in %.2fs",
-                inbox,
-                layer.shard_names[shard],
-                exc,
-                backoff,
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+    acks = layer.acks
+    try:
+        while not layer.closed:
+            acks.reading(inbox, True)
+            try:
+                result = await _pop(layer, shard, keys, layer.batch_size, inbox=inbox)
+                layer.deliver(keys, result)
+                if len(result) <= 2:
+                    layer.local.maybe_sweep()
+                    acks.reading(inbox, False)
+                    await _wait_nonempty(layer, shard, keys[0])
+                backoff = 0.05
+            except RedisError as exc:
+                acks.reading(inbox, False)
+                backoff = await _back_off(layer, f"reading inbox {inbox}", shard, exc, backoff)
+    finally:
+        acks.reading(inbox, False)
 
 
 async def flush_acks(layer: RedisChannelLayer, inbox: str) -> None:
@@ -143,13 +220,16 @@ async def flush_acks(layer: RedisChannelLayer, inbox: str) -> None:
     while not layer.closed:
         await event.wait()
         event.clear()
+        # Let the receivers woken with these take their messages too before releasing.
+        await asyncio.sleep(_ACK_DELAY)
+        if layer.acks.is_reading(inbox):
+            continue  # the reader's next pop releases them; it wakes us if it blocks
         parts = layer.acks.take(inbox)
         if not parts:
             continue
         try:
             clients = await layer.connections.here()
-            args = [x for part, count in parts.items() for x in (part, count)]
-            await scripts.ACK(clients.command(shard), keys, args)
+            await scripts.ACK(clients.command(shard), keys, [pack_counts(parts)])
         except RedisError as exc:
             layer.acks.give_back(inbox, parts)
             _retry_or_stop(layer)
@@ -181,16 +261,7 @@ async def fetch_normal(layer: RedisChannelLayer, channel: str) -> None:
                     await _wait_nonempty(layer, shard, keys[0])
                 backoff = 0.05
             except RedisError as exc:
-                _retry_or_stop(layer)
-                log.warning(
-                    "receiving %r from %s failed (%s); retrying in %.2fs",
-                    channel,
-                    layer.shard_names[shard],
-                    exc,
-                    backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
+                backoff = await _back_off(layer, f"receiving {channel!r}", shard, exc, backoff)
     finally:
         layer.fetcher_done(channel)
         await _requeue(layer, shard, keys[0], channel)

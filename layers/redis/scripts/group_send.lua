@@ -1,7 +1,7 @@
 -- One group_send's deliveries on one shard, bundled: one entry per process inbox.
 -- KEYS = normal channel lists..., then (inbox, depth) pairs...
 -- ARGV = {payload, expiry_ms, n_normal, capacity per normal channel...,
---         then per inbox: n_locals, (local_part, capacity) * n_locals}
+--         then per inbox: "local_part=capacity,local_part=capacity,..."}
 -- Full members are skipped, never an error. Returns {delivered, dropped_full, expired}.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -36,10 +36,8 @@ local key = n_normal + 1
 while key <= #KEYS do
   local inbox, depth = KEYS[key], KEYS[key + 1]
   local accepted = {}
-  for _ = 1, tonumber(ARGV[arg]) do
-    local part, capacity = ARGV[arg + 1], tonumber(ARGV[arg + 2])
-    arg = arg + 2
-    if tonumber(redis.call('HGET', depth, part) or '0') < capacity then
+  for part, capacity in string.gmatch(ARGV[arg], '([^,=]*)=(%d+)') do
+    if tonumber(redis.call('HGET', depth, part) or '0') < tonumber(capacity) then
       redis.call('HINCRBY', depth, part, 1)
       accepted[#accepted + 1] = part
     else

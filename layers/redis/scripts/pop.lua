@@ -1,6 +1,15 @@
 -- Take up to ARGV[1] live entries from the head of a list; drop expired ones.
 -- KEYS = {list} or {inbox, depth}: for an inbox, expired entries also release their
--- local channels' depth counts. Returns {server time in ms, expired count, entries...}.
+-- local channels' depth counts, and ARGV[2], if given, holds depth counts to release
+-- first (the acks of messages received since the last pop): "local_part=n,...".
+-- Returns {server time in ms, expired count, entries...}.
+if ARGV[2] then
+  for part, n in string.gmatch(ARGV[2], '([^,=]*)=(%d+)') do
+    if redis.call('HINCRBY', KEYS[2], part, -tonumber(n)) <= 0 then
+      redis.call('HDEL', KEYS[2], part)
+    end
+  end
+end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local popped = redis.call('LPOP', KEYS[1], tonumber(ARGV[1]))
