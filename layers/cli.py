@@ -224,8 +224,29 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example:\n  chanlayers backends",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    bench = commands.add_parser(
+        "bench",
+        help="run the benchmark suite (bench/ of a source checkout)",
+        description="Run python -m bench: workloads W1-W5 against our layers and the peers.",
+        epilog="examples:\n  chanlayers bench --quick\n  chanlayers bench --only W1,W3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("options", nargs="*", help="python -m bench's options (see its --help)")
     _add_layer_commands(commands)
     return parser
+
+
+def _bench(bench_args: list[str]) -> int:
+    # bench/ ships with the source, not the wheel: look for it where we are run from.
+    sys.path.insert(0, os.getcwd())
+    try:
+        from bench.__main__ import main as bench_main
+    except ImportError:
+        raise CommandError(
+            "the benchmark lives in bench/ of a source checkout: run this from the "
+            "repository root, after pip install -e '.[bench]'"
+        ) from None
+    return bench_main(bench_args)
 
 
 async def _demo(url: str, clients: int) -> None:
@@ -251,10 +272,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the chanlayers console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    args = parser.parse_args(argv)
     try:
-        return _run(parser, args)
+        if argv[:1] == ["bench"]:
+            # Its own parser takes every option (argparse's REMAINDER would not).
+            return _bench(argv[1:])
+        return _run(parser, parser.parse_args(argv))
     except (ChannelLayerError, CommandError) as exc:
         print(f"chanlayers: {error_line(exc)}", file=sys.stderr)
         return exit_status(exc)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -44,3 +47,37 @@ def test_help_and_usage() -> None:
     assert "--clients" in run("demo", "--help").stdout
     assert run().returncode == 2
     assert run("demo", "--clients", "9").returncode == 2
+
+
+def test_bench_runs_from_the_checkout(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "layers",
+            "bench",
+            "--quick",
+            "--only",
+            "W1",
+            "--layers",
+            "ours",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.exists()
+    elsewhere = subprocess.run(
+        [sys.executable, "-m", "layers", "bench", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert elsewhere.returncode == 1
+    assert "bench/ of a source checkout" in elsewhere.stderr
