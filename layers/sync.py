@@ -20,7 +20,7 @@ from typing import Any, Self, TypeVar
 
 from .base import ChannelLayer
 from .config import get_channel_layer, layer_from_url
-from .exceptions import ChannelLayerClosed, ChannelLayerError
+from .exceptions import ChannelLayerClosed, ChannelLayerError, ConfigError
 
 __all__ = ["SyncChannelLayer"]
 
@@ -47,7 +47,16 @@ class SyncChannelLayer:
         elif isinstance(layer, str) and "://" in layer:
             self.layer, self._owned = layer_from_url(layer), True
         else:
-            self.layer = get_channel_layer(layer or "default")
+            alias = layer or "default"
+            try:
+                self.layer = get_channel_layer(alias)
+            except ConfigError as exc:
+                if ":" in alias or "/" in alias:  # host:port or a path, not an alias
+                    raise ConfigError(
+                        f"{alias!r} is neither a layer URL (they contain '://', e.g. "
+                        f"redis://{alias}) nor a CHANNEL_LAYERS alias: {exc}"
+                    ) from None
+                raise
             self._owned = False
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -9,6 +9,8 @@ import textwrap
 
 import pytest
 
+from layers import ConfigError, SyncChannelLayer
+
 SCRIPT = textwrap.dedent(
     """
     import sys
@@ -37,3 +39,8 @@ def test_exit_without_close_is_clean(scheme: str, redis_url: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
     assert result.stderr == ""
+
+
+def test_an_address_without_scheme_gets_a_hint() -> None:
+    with pytest.raises(ConfigError, match=r"neither a layer URL .* redis://localhost:6379"):
+        SyncChannelLayer("localhost:6379")
