@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
@@ -138,7 +139,12 @@ class SyncConsumer(_Consumer):
     """A consumer whose handlers are plain functions, run in a worker thread."""
 
     async def _call(self, handler: Callable[[Message], Any], message: Message) -> None:
-        await SyncToAsync(handler, thread_sensitive=False)(message)
+        # Protocol machinery (e.g. websocket_connect) is async and stays on the loop;
+        # everything a user writes as a plain function goes to a worker thread.
+        if inspect.iscoroutinefunction(handler):
+            await handler(message)
+        else:
+            await SyncToAsync(handler, thread_sensitive=False)(message)
 
     def send(self, message: Message) -> None:
         """Send message to the client (call from a handler, i.e. from its thread)."""
