@@ -19,6 +19,17 @@ _CONVERTERS: dict[str, tuple[str, Callable[[str], Any]]] = {
 _PLACEHOLDER = re.compile(r"\{([^{}:]*)(?::([^{}]*))?\}")
 
 
+def _pick(mapping: Mapping[str, ASGIApp], key: object, what: str) -> ASGIApp:
+    """The app for key, or a ValueError naming key and what is configured."""
+    app = mapping.get(key) if isinstance(key, str) else None
+    if app is None:
+        raise ValueError(
+            f"no application configured for {what} {key!r}; "
+            f"configured: {', '.join(map(repr, mapping)) or 'none'}"
+        )
+    return app
+
+
 class ProtocolTypeRouter:
     """Send each connection to the app configured for its scope['type']."""
 
@@ -26,13 +37,7 @@ class ProtocolTypeRouter:
         self.application_mapping = dict(application_mapping)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope.get("type")
-        app = self.application_mapping.get(kind) if isinstance(kind, str) else None
-        if app is None:
-            raise ValueError(
-                f"no application configured for scope type {kind!r}; "
-                f"configured: {', '.join(map(repr, self.application_mapping)) or 'none'}"
-            )
+        app = _pick(self.application_mapping, scope.get("type"), "scope type")
         await app(scope, receive, send)
 
 
@@ -133,11 +138,5 @@ class ChannelNameRouter:
             raise ValueError(
                 f"ChannelNameRouter routes 'channel' scopes, got type {scope.get('type')!r}"
             )
-        name = scope.get("channel")
-        app = self.application_mapping.get(name) if isinstance(name, str) else None
-        if app is None:
-            raise ValueError(
-                f"no application configured for channel {name!r}; "
-                f"configured: {', '.join(map(repr, self.application_mapping)) or 'none'}"
-            )
+        app = _pick(self.application_mapping, scope.get("channel"), "channel")
         await app(scope, receive, send)

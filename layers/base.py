@@ -6,7 +6,6 @@ import abc
 import inspect
 import logging
 import math
-import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -187,10 +186,6 @@ class ChannelLayer(abc.ABC):
         return {"backend": type(self).__name__, **self.counters.as_dict(), **self._stats()}
 
     # -- helpers for backends ------------------------------------------------------
-
-    def deadline(self) -> float:
-        """The monotonic time at which a message sent now expires."""
-        return time.monotonic() + self.expiry
 
     def _check_open(self) -> None:
         if self._closed:

@@ -144,11 +144,6 @@ class LocalChannels:
                 raise
             # Woken: _wake already removed us from the queue; go round and take.
 
-    def take_nowait(self, channel: str) -> bytes | None:
-        """The next live payload on channel, or None."""
-        with self._lock:
-            return self._take_prefix(channel) if channel.endswith("!") else self._take(channel)
-
     def _waiters_for(self, channel: str, prefix: bool) -> deque[_Waiter]:
         if prefix:
             return self._prefix_waiters.setdefault(channel, deque())
@@ -322,11 +317,6 @@ class LocalChannels:
             buf.items.clear()
             self._emptied(channel, buf)
             return taken
-
-    def depth(self, channel: str) -> int:
-        """How many payloads are queued for channel (expired ones included until purged)."""
-        buf = self._buffers.get(channel)
-        return len(buf.items) if buf is not None else 0
 
     def snapshot(self) -> dict[str, int]:
         """Sizes for stats(): buffered channels, queued payloads, waiting receivers."""

@@ -77,11 +77,6 @@ def check_prefix(name: object, what: str = "prefix") -> str:
         raise InvalidChannelName(str(exc).replace("group name", what, 1)) from None
 
 
-def is_local(channel: str) -> bool:
-    """True for a process-local channel name (it contains '!')."""
-    return "!" in channel
-
-
 def non_local_name(channel: str) -> str:
     """The part of a channel name up to and including '!' (the whole name if none)."""
     bang = channel.find("!")
