@@ -1,0 +1,194 @@
+"""A TCP proxy the fault tests put between a layer and its server.
+
+It runs in its own thread and event loop, so it keeps forwarding (or stalling) whatever
+the test's own loop is doing, and a test can drive it from sync or async code alike:
+
+* ``cut()`` closes every open connection at once (both directions), as a dropped link;
+* ``refuse()`` / ``accept()`` make new connections fail or succeed (a server that is down);
+* ``pause()`` / ``resume()`` stop and restart forwarding without closing anything (a stall);
+* ``delay`` adds latency to every chunk forwarded (a slow link).
+
+``stats`` counts connections accepted and cut, so a test can tell that the layer really
+reconnected through the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+__all__ = ["ProxyStats", "TcpProxy"]
+
+T = TypeVar("T")
+CHUNK = 65536
+CALL_TIMEOUT = 10.0
+
+
+@dataclass
+class ProxyStats:
+    """What the proxy has seen."""
+
+    accepted: int = 0
+    refused: int = 0
+    cut: int = 0
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to (host, port) and can cut, refuse, stall or slow the link."""
+
+    def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.listen_host = listen_host
+        self.port = 0
+        self.delay = 0.0
+        self.stats = ProxyStats()
+        self._refusing = False
+        self._flowing: asyncio.Event | None = None
+        self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="tcp-proxy", daemon=True
+        )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where clients connect."""
+        return (self.listen_host, self.port)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start listening on a free port."""
+        self._thread.start()
+        self._call(self._start())
+        return self
+
+    def stop(self) -> None:
+        """Close every link and the listener, then end the proxy's thread."""
+        if not self._thread.is_alive():
+            return
+        self._call(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(CALL_TIMEOUT)
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- faults ---------------------------------------------------------------------
+
+    def cut(self) -> int:
+        """Drop every open connection now; returns how many were cut."""
+        return self._call(self._cut())
+
+    def refuse(self) -> None:
+        """Refuse new connections (they are accepted and closed at once) until accept()."""
+        self._refusing = True
+
+    def accept(self) -> None:
+        """Accept and forward new connections again."""
+        self._refusing = False
+
+    def pause(self) -> None:
+        """Stop forwarding bytes on every link, without closing them."""
+        self._call(self._set_flowing(False))
+
+    def resume(self) -> None:
+        """Forward bytes again after pause()."""
+        self._call(self._set_flowing(True))
+
+    @property
+    def open_links(self) -> int:
+        """Connections currently forwarded."""
+        return len(self._links)
+
+    # -- inside the proxy's loop ---------------------------------------------------
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(CALL_TIMEOUT)
+
+    async def _start(self) -> None:
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server = await asyncio.start_server(self._handle, self.listen_host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self._cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _set_flowing(self, flowing: bool) -> None:
+        assert self._flowing is not None
+        if flowing:
+            self._flowing.set()
+        else:
+            self._flowing.clear()
+
+    async def _cut(self) -> int:
+        links = list(self._links)
+        self._links.clear()
+        for client, upstream in links:
+            for writer in (client, upstream):
+                # abort(), not close(): a cut link sends RST and drops buffered bytes.
+                writer.transport.abort()
+        self.stats.cut += len(links)
+        return len(links)
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if self._refusing:
+            self.stats.refused += 1
+            client_w.transport.abort()
+            return
+        try:
+            up_r, up_w = await asyncio.open_connection(*self.target)
+        except OSError:
+            self.stats.refused += 1
+            client_w.transport.abort()
+            return
+        self.stats.accepted += 1
+        link = (client_w, up_w)
+        self._links.add(link)
+        pumps = [
+            asyncio.create_task(self._pump(client_r, up_w)),
+            asyncio.create_task(self._pump(up_r, client_w)),
+        ]
+        self._tasks.update(pumps)
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            self._tasks.difference_update(pumps)
+            self._links.discard(link)
+            for writer in link:
+                writer.transport.abort()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._flowing is not None
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while data := await reader.read(CHUNK):
+                await self._flowing.wait()
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                writer.write(data)
+                await writer.drain()
