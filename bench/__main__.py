@@ -10,12 +10,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .chart import write_chart
+from .memory import measure_memory, render_memory
 from .model import Case
 from .report import compute_ratios, render_table, to_json, write_json
 from .runner import Plan, run_plan
 from .targets import Target, all_targets
 from .workloads import WORKLOADS, Workload
 
+MEMORY = "RSS"
+"""The --only name of the idle-channel memory probe (bench.memory)."""
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
 
@@ -33,7 +36,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="small sizes and one repetition (a smoke run)"
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write JSON")
-    parser.add_argument("--only", type=_csv, default=None, help="workloads, e.g. W1,W3")
+    parser.add_argument(
+        "--only", type=_csv, default=None, help="workloads, e.g. W1,W3 (RSS: the memory probe)"
+    )
     parser.add_argument(
         "--layers",
         type=_csv,
@@ -55,10 +60,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def _select_workloads(only: list[str] | None) -> list[Workload]:
     if only is None:
         return list(WORKLOADS.values())
-    unknown = [w for w in only if w.upper() not in WORKLOADS]
+    unknown = [w for w in only if w.upper() not in WORKLOADS and w.upper() != MEMORY]
     if unknown:
         raise SystemExit(f"unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
-    return [WORKLOADS[w.upper()] for w in only]
+    return [WORKLOADS[w.upper()] for w in only if w.upper() != MEMORY]
 
 
 def _select_targets(keys: list[str] | None) -> tuple[list[Target], list[Target]]:
@@ -90,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets, skipped = _select_targets(args.layers)
     if not targets:
         raise SystemExit("no layer to benchmark: " + "; ".join(t.unavailable for t in skipped))
+    with_memory = args.only is None or MEMORY in [w.upper() for w in args.only]
     cases: list[tuple[Workload, Case]] = [(w, c) for w in workloads for c in w.cases(args.quick)]
 
     def log(text: str) -> None:
@@ -106,11 +112,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     warm = [(w, c) for w in workloads if not w.requires for c in w.cases(True)]
     run_plan(Plan(warm, targets, 1, args.stall, args.limit), lambda text: None)
     plan = Plan(cases, targets, repetitions, args.stall, args.limit)
-    cells = run_plan(plan, log)
+    cells = run_plan(plan, log) if cases else []
+    memory = []
+    if with_memory:
+        log("memory probe: idle channels, one fresh process per layer")
+        memory = measure_memory(targets, channels=1_000 if args.quick else 10_000)
     wall = time.perf_counter() - started
 
     ratios = compute_ratios(cases, targets, cells)
-    print(render_table(cases, targets, cells, ratios))
+    if cases:
+        print(render_table(cases, targets, cells, ratios))
+    if memory:
+        print("\n" + render_memory(memory))
     for target in skipped:
         print(f"not run: {target.key} ({target.unavailable})")
     settings = {
@@ -121,16 +134,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wall_seconds": round(wall, 2),
         "argv": list(sys.argv[1:] if argv is None else argv),
     }
-    write_json(to_json(cases, targets, skipped, cells, ratios, settings), args.json)
+    document = to_json(cases, targets, skipped, cells, ratios, settings)
+    document["memory"] = [{**dataclasses.asdict(m), "held_mib": m.held_mib} for m in memory]
+    write_json(document, args.json)
     print(f"\nwrote {args.json} ({wall:.1f}s)")
     chart = args.json.with_suffix(".png")
     why_not = write_chart(chart, cases, targets, cells)
     print(f"wrote {chart}" if not why_not else f"no chart: {why_not}")
     # A peer that FAILs is a finding about the peer; only a FAIL of ours fails the bench.
     ours = {t.key for t in targets if t.role == "ours"}
-    failed = [c for c in cells if c.status == "fail" and c.target in ours]
-    for cell in failed:
-        print(f"FAIL: {cell.case} on {cell.target}: {cell.reason}", file=sys.stderr)
+    failed = [
+        f"{c.case} on {c.target}: {c.reason}"
+        for c in cells
+        if c.status == "fail" and c.target in ours
+    ]
+    failed += [f"RSS on {m.target}: {m.failure}" for m in memory if m.failure and m.target in ours]
+    for reason in failed:
+        print(f"FAIL: {reason}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -54,3 +54,22 @@ def test_a_layer_that_loses_a_message_fails_the_run() -> None:
     ctx = RunContext(lambda: DropsOne(capacity=1000), stall_seconds=1, limit_seconds=10)
     with pytest.raises(WorkloadFailed, match="lost|stalled|missing|gap"):
         asyncio.run(p2p_throughput(ctx, 100, False))
+
+
+def test_quick_run_reports_the_memory_probe(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    argv = ["--quick", "--only", "RSS", "--layers", "ours,channels", "--json", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1,000 idle new_channel() receivers in 10 groups" in result.stdout
+    memory = {m["target"]: m for m in json.loads(out.read_text())["memory"]}
+    assert set(memory) == {"ours", "channels"}
+    for figures in memory.values():
+        assert figures["failure"] == "", figures
+        assert figures["peak_mib"] >= figures["baseline_mib"] > 0
