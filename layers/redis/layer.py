@@ -95,6 +95,8 @@ class RedisChannelLayer(ChannelLayer):
         blocking = {**command, "socket_timeout": self.socket_timeout + self.blocking_timeout}
         self.connections = Connections(shards, command, blocking)
         self.acks = Acks()
+        # Inbox -> the head its reader delivered before popping it (see receiving.py).
+        self.heads: dict[str, bytes] = {}
         self.local = LocalChannels(
             self.counters, sweep_interval=min(self.expiry, 30.0) / 2, on_remove=self.acks.add
         )

@@ -3,6 +3,10 @@
 Nothing here cancels a command that consumes: a task waits with a non-consuming
 BLMOVE (list to itself), then takes a batch with a short pop script whose result is
 kept even if the task is cancelled meanwhile. So cancellation never loses a message.
+
+An inbox has one reader, this process, so the head that BLMOVE returns is delivered at
+once, a round trip before the pop that removes it: the layer remembers it in ``heads``
+until a pop has removed it, so a reader that dies in between never delivers it twice.
 """
 
 from __future__ import annotations
@@ -153,17 +157,21 @@ async def _pop(
 ) -> list[Any]:
     """Run the pop script; if cancelled meanwhile, still deliver what it took.
 
-    For an inbox, the script first releases the acks pending for it; they are given
-    back if the script fails.
+    For an inbox, the script first removes the head already delivered, if any, and
+    releases the acks pending for it; they are given back if the script fails.
     """
     clients = await layer.connections.here()
     args: list[Any] = [count]
-    acks = layer.acks.take(inbox) if inbox is not None else None
-    if acks:
-        args.append(pack_counts(acks))
+    acks = head = None
+    if inbox is not None:
+        acks, head = layer.acks.take(inbox), layer.heads.get(inbox)
+        if acks or head is not None:
+            args.append(pack_counts(acks) if acks else "")
+        if head is not None:
+            args.append(head)
     task = asyncio.ensure_future(scripts.POP(clients.command(shard), keys, args))
-    if acks and inbox is not None:
-        task.add_done_callback(partial(_restore_acks, layer, inbox, acks))
+    if inbox is not None and (acks or head is not None):
+        task.add_done_callback(partial(_popped, layer, inbox, acks, head))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -172,18 +180,27 @@ async def _pop(
         raise
 
 
-def _restore_acks(
-    layer: RedisChannelLayer, inbox: str, acks: dict[str, int], task: asyncio.Future[Any]
+def _popped(
+    layer: RedisChannelLayer,
+    inbox: str,
+    acks: dict[str, int] | None,
+    head: bytes | None,
+    task: asyncio.Future[Any],
 ) -> None:
     if task.cancelled() or task.exception() is not None:
-        layer.acks.give_back(inbox, acks)
+        if acks:
+            layer.acks.give_back(inbox, acks)
+    elif head is not None and layer.heads.get(inbox) is head:
+        del layer.heads[inbox]
 
 
-async def _wait_nonempty(layer: RedisChannelLayer, shard: int, key: str) -> None:
+async def _wait_nonempty(layer: RedisChannelLayer, shard: int, key: str) -> bytes | None:
+    """Block until the list has a head; return it (None after the blocking timeout)."""
     clients = await layer.connections.here()
     # Moving a list's head onto itself blocks until there is one, and takes nothing.
     block = layer.blocking_timeout
-    await clients.blocking(shard).blmove(key, key, block, "LEFT", "LEFT")  # type: ignore[arg-type]
+    head: bytes | None = await clients.blocking(shard).blmove(key, key, block, "LEFT", "LEFT")  # type: ignore[arg-type,assignment]
+    return head
 
 
 async def read_inbox(layer: RedisChannelLayer, inbox: str) -> None:
@@ -192,16 +209,21 @@ async def read_inbox(layer: RedisChannelLayer, inbox: str) -> None:
     keys = [layer.keys.inbox(inbox), layer.keys.depth(inbox)]
     backoff = 0.05
     acks = layer.acks
+    offset_ms = 0.0  # server clock minus ours, from the last pop: dates a delivered head
     try:
         while not layer.closed:
             acks.reading(inbox, True)
             try:
                 result = await _pop(layer, shard, keys, layer.batch_size, inbox=inbox)
+                offset_ms = result[0] - time.time() * 1000
                 layer.deliver(keys, result)
                 if len(result) <= 2:
                     layer.local.maybe_sweep()
                     acks.reading(inbox, False)
-                    await _wait_nonempty(layer, shard, keys[0])
+                    head = await _wait_nonempty(layer, shard, keys[0])
+                    if head is not None and inbox not in layer.heads:
+                        layer.heads[inbox] = head
+                        layer.deliver(keys, [time.time() * 1000 + offset_ms, 0, head])
                 backoff = 0.05
             except RedisError as exc:
                 acks.reading(inbox, False)

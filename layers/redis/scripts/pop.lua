@@ -1,9 +1,14 @@
 -- Take up to ARGV[1] live entries from the head of a list; drop expired ones.
 -- KEYS = {list} or {inbox, depth}: for an inbox, expired entries also release their
 -- local channels' depth counts, and ARGV[2], if given, holds depth counts to release
--- first (the acks of messages received since the last pop): "local_part=n,...".
+-- first (the acks of messages received since the last pop): "local_part=n,..." or "".
+-- ARGV[3], if given, is the inbox head the reader already delivered when its blocking
+-- wait returned it: it is removed, not returned, if it is still the head.
 -- Returns {server time in ms, expired count, entries...}.
-if ARGV[2] then
+if ARGV[3] and redis.call('LINDEX', KEYS[1], 0) == ARGV[3] then
+  redis.call('LPOP', KEYS[1])
+end
+if ARGV[2] and ARGV[2] ~= '' then
   for part, n in string.gmatch(ARGV[2], '([^,=]*)=(%d+)') do
     if redis.call('HINCRBY', KEYS[2], part, -tonumber(n)) <= 0 then
       redis.call('HDEL', KEYS[2], part)
