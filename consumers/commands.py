@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import textwrap
 import asyncio
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
