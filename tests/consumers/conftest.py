@@ -50,7 +50,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def cli_process(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+async def cli_process(
+    *args: str, cwd: str | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """`chanlayers ARGS` as a subprocess in its own session, its group stopped afterwards."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -60,6 +62,7 @@ async def cli_process(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        cwd=cwd,
     )
     try:
         yield process
