@@ -14,8 +14,8 @@ import asyncio
 import importlib
 import logging
 import signal
-from collections.abc import Iterable
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Iterable
+from typing import Any, NoReturn, TypeVar
 
 from layers import ChannelLayer
 from layers.naming import check_channel
@@ -27,6 +27,8 @@ from .exceptions import StopConsumer
 __all__ = ["Worker", "check_channels", "load_application", "run_worker"]
 
 log = logging.getLogger("consumers.worker")
+
+_T = TypeVar("_T")
 
 
 def load_application(spec: str) -> ASGIApp:
@@ -82,17 +84,11 @@ class Worker:
         self, application: ASGIApp, channels: Iterable[str], channel_layer: ChannelLayer
     ) -> None:
         self.application = application
-        self.channels = list(dict.fromkeys(channels))
-        if not self.channels:
-            raise ValueError("a worker needs at least one channel to receive on")
-        for name in self.channels:
-            check_channel(name)
-            if "!" in name:
-                raise ValueError(f"a worker receives on normal channels; {name!r} is process-local")
+        self.channels = check_channels(channels)
         self.channel_layer = channel_layer
         self.stats = {"handled": 0, "failed": 0, "cancelled": 0}
         self._stopping = False
-        self._idle: dict[str, asyncio.Task[Message]] = {}
+        self._idle: dict[str, asyncio.Future[Any]] = {}
         self._jobs: set[asyncio.Task[None]] = set()
 
     @property
@@ -112,22 +108,35 @@ class Worker:
 
     async def run(self) -> None:
         """Serve every channel until stop()."""
-        await asyncio.gather(*(self._serve(channel) for channel in self.channels))
+        served = [asyncio.ensure_future(self._serve(channel)) for channel in self.channels]
+        try:
+            await asyncio.gather(*served)
+        finally:
+            # One channel failing (or our own cancellation) ends them all.
+            for task in served:
+                task.cancel()
+            await asyncio.wait(served)
 
     async def _serve(self, channel: str) -> None:
         while not self._stopping:
-            receiving = asyncio.ensure_future(self.channel_layer.receive(channel))
-            self._idle[channel] = receiving
-            try:
-                await asyncio.wait([receiving])
-            finally:
-                del self._idle[channel]
-                if not receiving.done():
-                    receiving.cancel()
+            receiving = await self._until_stopped(channel, self.channel_layer.receive(channel))
             if receiving.cancelled():
                 return
-            # A message that arrived as stop() came is still run, never dropped.
+            # A message that arrived as stop() came is still run, never dropped. A layer
+            # error is raised here and ends the worker: backends reconnect on their own,
+            # so what reaches a receiver is lasting (a closed layer, a bad password).
             await self._handle(channel, receiving.result())
+
+    async def _until_stopped(self, channel: str, waiting: Awaitable[_T]) -> asyncio.Future[_T]:
+        """waiting as a future, done or (by stop()) cancelled; cancelled here if we are."""
+        future = asyncio.ensure_future(waiting)
+        self._idle[channel] = future
+        try:
+            await asyncio.wait([future])
+        finally:
+            del self._idle[channel]
+            future.cancel()
+        return future
 
     async def _handle(self, channel: str, message: Message) -> None:
         asked_again = asyncio.Event()
@@ -154,14 +163,18 @@ class Worker:
             job.cancel()
             await asyncio.wait([job])
             self._jobs.discard(job)
+        what = (message.get("type"), channel)
+        if job.cancelled() and not asked_again.is_set():
+            self.stats["cancelled"] += 1
+            log.warning("job %r on channel %r cancelled by a forced stop; it is dropped", *what)
+            return
         error = None if job.cancelled() else job.exception()
         if error is None or isinstance(error, StopConsumer):
-            outcome = "handled" if taken and (asked_again.is_set() or not job.cancelled()) else ""
-            self.stats[outcome or "cancelled"] += 1
+            self.stats["handled"] += 1
             return
         # One failed job must not stop the others: log it with its traceback and go on.
         self.stats["failed"] += 1
-        log.error("job %r on channel %r failed", message.get("type"), channel, exc_info=error)
+        log.error("job %r on channel %r failed", *what, exc_info=error)
 
 
 async def run_worker(application: ASGIApp, channels: Iterable[str], layer: ChannelLayer) -> Worker:

@@ -10,7 +10,9 @@ import pytest
 
 from consumers import AsyncConsumer, ChannelNameRouter, SyncConsumer
 from consumers.worker import Worker, check_channels, load_application
-from layers import ChannelLayer, InvalidChannelName
+from layers import ChannelLayer, ChannelLayerClosed, InvalidChannelName, get_channel_layer
+from layers.config import reset_channel_layers
+from tests.redis_procs import RedisProcess
 
 
 class Thumbnails(AsyncConsumer):
@@ -119,3 +121,34 @@ def test_bad_channels_and_apps_are_refused_clearly() -> None:
         load_application("json:__doc__")
     assert load_application(f"{__name__}:ROUTER") is ROUTER
     assert load_application(f"{__name__}:Thumbnails").consumer_class is Thumbnails  # type: ignore[attr-defined]
+
+
+async def test_the_worker_outlives_a_redis_restart(
+    own_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The consumers' 'default' layer is the worker's own, as `chanlayers worker` sets it up.
+    monkeypatch.setenv("CHANNEL_LAYER_URL", own_redis.url)
+    reset_channel_layers()
+    async with get_channel_layer() as layer:
+        worker = Worker(ROUTER, ["thumbs"], layer)
+        task = asyncio.create_task(worker.run())
+        job = {"type": "thumbnail.make", "id": 1, "reply_to": "results"}
+        await layer.send("thumbs", job)
+        assert (await reply(layer))["id"] == 1
+        await asyncio.to_thread(own_redis.kill)
+        await asyncio.sleep(0.3)  # the worker's receive meets the dead server
+        await asyncio.to_thread(own_redis.restart)
+        await layer.send("thumbs", {**job, "id": 2})
+        assert (await asyncio.wait_for(layer.receive("results"), timeout=20))["id"] == 2
+        assert not task.done()
+        worker.stop()
+        await asyncio.wait_for(task, timeout=5)
+
+
+async def test_a_layer_error_ends_every_channel(layer: ChannelLayer) -> None:
+    _, task = await started(layer)
+    await asyncio.sleep(0.01)
+    await layer.close()
+    with pytest.raises(ChannelLayerClosed):
+        await asyncio.wait_for(task, timeout=2)
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
