@@ -96,8 +96,9 @@ class _Consumer:
         if self.channel_layer is None or self.channel_name is None:
             raise ValueError(f"{type(self).__name__}.groups needs a channel layer")
         for group in self.groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+            # Remembered first: a group_add cut short by a cancel is still left on exit.
             self._joined.append(group)
+            await self.channel_layer.group_add(group, self.channel_name)
 
     async def _leave_groups(self, quiet: bool = False) -> None:
         """Discard this consumer's channel from every group it joined; quiet logs errors."""

@@ -91,10 +91,14 @@ def serve(
         f"chat demo on {chosen.layer} with {chosen.workers} worker(s): open "
         f"http://{shown}:{port}/ in two browsers (Ctrl-C stops)"
     )
-    say(
-        "from another terminal: chanlayers group-send room.lobby "
-        f"""'{{"type": "chat.message", "text": "hi", "user": "ops"}}' --layer '{chosen.layer}'"""
-    )
+    if chosen.layer.partition("://")[0].lower() in {"memory", "inmemory"}:
+        say("(memory:// is private to the server process: chanlayers group-send cannot reach it)")
+    else:
+        message = '{"type": "chat.message", "text": "hi", "user": "ops"}'
+        say(
+            f"from another terminal: chanlayers group-send room.lobby '{message}' "
+            f"--layer '{chosen.layer}'"
+        )
     sys.stdout.flush()
     uvicorn.run(
         APP,

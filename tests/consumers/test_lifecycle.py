@@ -16,7 +16,7 @@ from consumers import (
     WebsocketConsumer,
 )
 from consumers.testing import WebsocketCommunicator
-from layers import ChannelLayer
+from layers import ChannelLayer, ChannelLayerClosed
 
 
 class Deny(AsyncWebsocketConsumer):
@@ -122,3 +122,15 @@ async def test_the_client_source_is_read_again_only_after_the_handler() -> None:
     release.set()
     await asyncio.wait_for(task, timeout=1)
     assert calls == 2
+
+
+async def test_leaving_with_a_closed_layer_logs_instead_of_hiding_the_cause(
+    layer: ChannelLayer, caplog: pytest.LogCaptureFixture
+) -> None:
+    comm = WebsocketCommunicator(Member.as_asgi(), "/ws/")
+    await comm.connect()
+    await layer.close()
+    # The consumer's own receive ends with the layer's error, which is what surfaces.
+    with pytest.raises(ChannelLayerClosed):
+        await asyncio.wait_for(comm.future, timeout=1)
+    assert "Member could not leave group 'lobby' on exit" in caplog.text

@@ -69,3 +69,18 @@ async def test_worker_runs_jobs_and_stops_cleanly_on_sigterm(
             done = await asyncio.wait_for(layer.receive("out"), timeout=5)
             assert done == {"type": "resized", "id": 9, "width": 4}
             assert await asyncio.wait_for(layer.receive("resize"), timeout=5) == queued
+
+
+async def test_worker_usage_errors_exit_2_with_one_line() -> None:
+    cases = [
+        (("jobs!local",), "json:loads", "'jobs!local' is process-local"),
+        (("jobs",), "no_such_jobs_module:app", "no module named 'no_such_jobs_module'"),
+        (("jobs",), "json", "--app takes 'module:attribute'"),
+    ]
+    for channels, app, expected in cases:
+        args = ("worker", *channels, "--app", app, "--layer", "memory://")
+        async with cli_process(*args) as worker:
+            assert await asyncio.wait_for(worker.wait(), timeout=20) == 2
+            out = (await worker.stdout.read()).decode()  # type: ignore[union-attr]
+            assert expected in out
+            assert out.strip().count("\n") == 0
