@@ -1,14 +1,16 @@
 """consumers: Django Channels-shaped consumers and routing over any chanlayers layer.
 
-So far: the generic consumers (AsyncConsumer, SyncConsumer: a message of type 'a.b'
-goes to method a_b, from the client and from the consumer's own layer channel at once),
-the WebSocket consumers (AsyncWebsocketConsumer, WebsocketConsumer and their JSON
-variants) and the routers (ProtocolTypeRouter, URLRouter with route(),
-ChannelNameRouter). HTTP consumers, the worker and communicators come later.
+The generic consumers (AsyncConsumer, SyncConsumer: a message of type 'a.b' goes to
+method a_b, from the client and from the consumer's own layer channel at once), the
+WebSocket consumers (AsyncWebsocketConsumer, WebsocketConsumer and their JSON
+variants), AsyncHttpConsumer (responses, streaming, long-poll), the routers
+(ProtocolTypeRouter, URLRouter with route(), ChannelNameRouter), the worker
+(consumers.worker, `chanlayers worker`) and the communicators (consumers.testing).
 """
 
 from .base import AsyncConsumer, SyncConsumer
-from .exceptions import StopConsumer
+from .exceptions import AcceptConnection, DenyConnection, StopConsumer
+from .http import AsyncHttpConsumer
 from .routing import ChannelNameRouter, ProtocolTypeRouter, Route, URLRouter, route
 from .websocket import (
     AsyncJsonWebsocketConsumer,
@@ -18,10 +20,13 @@ from .websocket import (
 )
 
 __all__ = [
+    "AcceptConnection",
     "AsyncConsumer",
+    "AsyncHttpConsumer",
     "AsyncJsonWebsocketConsumer",
     "AsyncWebsocketConsumer",
     "ChannelNameRouter",
+    "DenyConnection",
     "JsonWebsocketConsumer",
     "ProtocolTypeRouter",
     "Route",

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from asgiref.sync import AsyncToSync, SyncToAsync
 
-from layers import ChannelLayer, get_channel_layer
+from layers import ChannelLayer, ChannelLayerError, get_channel_layer
 
 from .asgi import ASGIApp, Message, Receive, Scope, Send
 from .exceptions import StopConsumer
@@ -37,6 +37,7 @@ class _Consumer:
     """What the twins share: construction, the listen loop and the dispatch decision."""
 
     channel_layer_alias: ClassVar[str | None] = "default"
+    groups: list[str] = []
 
     scope: Scope
     channel_layer: ChannelLayer | None
@@ -69,12 +70,51 @@ class _Consumer:
         alias = self.channel_layer_alias
         self.channel_layer = None if alias is None else get_channel_layer(alias)
         self.channel_name = None
+        self._joined: list[str] = []
         sources: list[Callable[[], Awaitable[Message]]] = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
             sources.append(functools.partial(self.channel_layer.receive, self.channel_name))
-        with contextlib.suppress(StopConsumer):
-            await self._listen(sources)
+        sources.extend(self._more_sources())
+        try:
+            with contextlib.suppress(StopConsumer):
+                await self._listen(sources)
+        finally:
+            if self._joined:
+                # Cancelled with no disconnect (server shutdown, a crash): leave anyway,
+                # shielded so a second cancel cannot strand a membership half way.
+                await asyncio.shield(self._leave_groups(quiet=True))
+
+    def _more_sources(self) -> list[Callable[[], Awaitable[Message]]]:
+        """Further message sources a subclass listens to (the HTTP consumer's timer)."""
+        return []
+
+    async def _join_groups(self) -> None:
+        """Add this consumer's channel to each of self.groups (remembered for leaving)."""
+        if not self.groups:
+            return
+        if self.channel_layer is None or self.channel_name is None:
+            raise ValueError(f"{type(self).__name__}.groups needs a channel layer")
+        for group in self.groups:
+            # Remembered first: a group_add cut short by a cancel is still left on exit.
+            self._joined.append(group)
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def _leave_groups(self, quiet: bool = False) -> None:
+        """Discard this consumer's channel from every group it joined; quiet logs errors."""
+        joined, self._joined = self._joined, []
+        for group in joined:
+            assert self.channel_layer is not None
+            assert self.channel_name is not None
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except ChannelLayerError as error:
+                if not quiet:
+                    raise
+                # The consumer is ending anyway; group_expiry removes the member later.
+                log.warning(
+                    "%s could not leave group %r on exit: %s", type(self).__name__, group, error
+                )
 
     async def _listen(self, sources: list[Callable[[], Awaitable[Message]]]) -> None:
         """Wait on every source at once and dispatch each message as it arrives."""
@@ -84,10 +124,10 @@ class _Consumer:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for index, task in enumerate(tasks):
                     if task.done():
-                        message = task.result()
-                        # Re-arm before dispatching: a slow handler must not stall the source.
+                        await self.dispatch(task.result())
+                        # Re-arm only now: no source reads ahead of its handler, so a
+                        # consumer ending (or a worker stopping) never holds a read message.
                         tasks[index] = asyncio.ensure_future(sources[index]())
-                        await self.dispatch(message)
         finally:
             # Both receives are cancellation-safe, so a cancelled one loses no message.
             for task in tasks:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["StopConsumer"]
+__all__ = ["AcceptConnection", "DenyConnection", "StopConsumer"]
 
 
-# Not ...Error: channels' name, kept so code ported from channels reads the same.
+# Not ...Error: channels' names, kept so code ported from channels reads the same.
 class StopConsumer(Exception):
     """Raised by a handler to end its consumer cleanly."""
+
+
+class DenyConnection(Exception):
+    """Raised in a WebSocket consumer's connect() to refuse (close) the connection."""
+
+
+class AcceptConnection(Exception):
+    """Raised in a WebSocket consumer's connect() to accept the connection."""

@@ -18,7 +18,7 @@ from asgiref.sync import AsyncToSync
 
 from .asgi import Message
 from .base import AsyncConsumer, SyncConsumer, _Consumer, handler_name
-from .exceptions import StopConsumer
+from .exceptions import AcceptConnection, DenyConnection, StopConsumer
 
 __all__ = [
     "AsyncJsonWebsocketConsumer",
@@ -65,8 +65,6 @@ def _outgoing(text_data: str | None, bytes_data: bytes | None, close: bool | int
 class _WebsocketBase(_Consumer):
     """The websocket.* handlers, shared by all four consumers."""
 
-    groups: list[str] = []
-
     async def dispatch(self, message: Message) -> None:
         name = handler_name(message)
         if name in _RESERVED:
@@ -77,18 +75,17 @@ class _WebsocketBase(_Consumer):
         """Run a user hook the way this twin runs handlers (awaited, or in a thread)."""
         await self._call(lambda _message: hook(), {})
 
-    async def _groups(self, operation: str) -> None:
-        if not self.groups:
-            return
-        if self.channel_layer is None or self.channel_name is None:
-            raise ValueError(f"{type(self).__name__}.groups needs a channel layer")
-        for group in self.groups:
-            await getattr(self.channel_layer, operation)(group, self.channel_name)
-
     async def websocket_connect(self, message: Message) -> None:
-        """Join self.groups, then run connect()."""
-        await self._groups("group_add")
-        await self._hook(self.connect)
+        """Join self.groups, then run connect(); DenyConnection closes, AcceptConnection accepts."""
+        await self._join_groups()
+        try:
+            await self._hook(self.connect)
+        except AcceptConnection:
+            await self.base_send(_accept(None, None))
+        except DenyConnection:
+            # A refused client is no member; the server's disconnect comes later, if at all.
+            await self._leave_groups()
+            await self.base_send(_close(None, None))
 
     async def websocket_receive(self, message: Message) -> None:
         """Hand a frame to receive() (JSON consumers: decode it for receive_json())."""
@@ -101,7 +98,7 @@ class _WebsocketBase(_Consumer):
 
     async def websocket_disconnect(self, message: Message) -> None:
         """Leave self.groups, run disconnect(code) and end the consumer."""
-        await self._groups("group_discard")
+        await self._leave_groups()
         # ASGI: 1005 when the client's close frame carried no code.
         await self._hook(functools.partial(self.disconnect, message.get("code", 1005)))
         raise StopConsumer

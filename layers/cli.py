@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import textwrap
@@ -18,14 +17,14 @@ from .cli_commands import (
     positive_count,
     positive_seconds,
 )
-from .config import BACKENDS, available_backends, layer_from_url
-from .demo import run_demo
+from .config import BACKENDS, available_backends
 from .exceptions import ChannelLayerError
 
 EPILOG = """\
 examples:
-  chanlayers demo                      the chat demo on the in-memory layer
-  chanlayers demo --layer memory://    the same, naming the layer by URL
+  chanlayers demo                      the chat demo: a WebSocket chat on http://localhost:8000/
+  chanlayers demo --console            the one-process chat demo, printed
+  chanlayers worker jobs --app myapp.jobs:router --layer redis://localhost:6379
   chanlayers backends                  which layer URLs this installation serves
   chanlayers send jobs '{"type": "job.run", "id": 7}' --layer redis://localhost:6379
   chanlayers receive jobs --count 10 --timeout 5 --layer redis://localhost:6379
@@ -197,26 +196,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser(
-        "demo",
-        help="run the chat demo",
-        description="Run a chat room on a channel layer and print what every client sees.",
-        epilog="example:\n  chanlayers demo --clients 5",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    demo.add_argument(
-        "--layer",
-        default='memory://?channel_capacity={"thumbnails":2}',
-        help="layer URL (default: in-memory)",
-    )
-    demo.add_argument(
-        "--clients",
-        type=int,
-        default=3,
-        choices=range(1, 6),
-        metavar="1-5",
-        help="how many chat clients (default 3)",
-    )
+    # Imported here: consumers builds on layers, not the other way round.
+    from consumers.commands import add_demo_parser, add_worker_parser
+
+    add_demo_parser(commands)
+    add_worker_parser(commands, _add_layer_options)
     commands.add_parser(
         "backends",
         help="list layer URL schemes and whether they are available",
@@ -249,14 +233,11 @@ def _bench(bench_args: list[str]) -> int:
     return bench_main(bench_args)
 
 
-async def _demo(url: str, clients: int) -> None:
-    async with layer_from_url(url) as layer:
-        await run_demo(layer, clients=clients)
-
-
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    if args.command == "demo":
-        asyncio.run(_demo(args.layer, args.clients))
+    if args.command in {"demo", "worker"}:
+        from consumers.commands import run_demo_command, run_worker_command
+
+        (run_demo_command if args.command == "demo" else run_worker_command)(args)
     elif args.command == "backends":
         available = set(available_backends())
         for scheme, backend in BACKENDS.items():

@@ -31,6 +31,7 @@ __all__ = [
     "positive_count",
     "positive_seconds",
     "to_json",
+    "use_settings",
 ]
 
 
@@ -176,6 +177,9 @@ def _use_settings(module: str) -> None:
         django.setup()
     except Exception as exc:
         raise CommandFailed(f"--settings {module}: {type(exc).__name__}: {exc}") from None
+
+
+use_settings = _use_settings
 
 
 def describe_layer(args: argparse.Namespace) -> str:

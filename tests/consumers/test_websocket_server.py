@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -27,9 +28,9 @@ class Room(AsyncJsonWebsocketConsumer):
         await self.send_json({"text": event["text"]})
 
 
-@pytest.fixture
-async def server_url() -> AsyncIterator[str]:
-    """ws:// URL of a uvicorn server running the app on a free 127.0.0.1 port."""
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """(ws:// URL, server) of a uvicorn server running the app on a free 127.0.0.1 port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -46,11 +47,18 @@ async def server_url() -> AsyncIterator[str]:
         async with asyncio.timeout(5):
             while not server.started:
                 await asyncio.sleep(0.01)
-        yield f"ws://127.0.0.1:{port}"
+        yield f"ws://127.0.0.1:{port}", server
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=5)
         sock.close()
+
+
+@pytest.fixture
+async def server_url() -> AsyncIterator[str]:
+    """ws:// URL of a uvicorn server running the app on a free 127.0.0.1 port."""
+    async with serving() as (url, _):
+        yield url
 
 
 async def test_group_send_reaches_both_clients_and_bad_json_closes_1007(
@@ -83,3 +91,17 @@ async def test_group_send_reaches_both_clients_and_bad_json_closes_1007(
     async with asyncio.timeout(2):
         while await layer.group_channels("lobby"):
             await asyncio.sleep(0.01)
+
+
+async def test_server_shutdown_with_clients_still_connected_leaves_the_group(
+    layer: ChannelLayer,
+) -> None:
+    async with serving() as (url, server), connect(f"{url}/ws/lobby/") as client:
+        assert len(await layer.group_channels("lobby")) == 1
+        server.should_exit = True
+        # The server closes the socket (1012, going away) and ends the consumer.
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(client.recv(), timeout=5)
+        async with asyncio.timeout(5):
+            while await layer.group_channels("lobby"):
+                await asyncio.sleep(0.01)
