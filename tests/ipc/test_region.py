@@ -1,0 +1,143 @@
+"""One process: options, URLs, a full region, stats, sharing by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from layers.config import layer_from_url
+from layers.exceptions import ChannelFull, ConfigError, InvalidChannelName
+from layers.ipc import IPCChannelLayer
+from layers.ipc.files import default_directory
+from layers.ipc.region import DEFAULT_SIZE, MIN_SIZE
+from tests.helpers import msg, nothing, recv
+
+
+async def test_layers_with_one_name_share_whatever_their_prefix(open_layer: Any) -> None:
+    first = open_layer(prefix="one")
+    second = open_layer(prefix="two")
+    await first.send("shared", msg(1))
+    assert (await recv(second, "shared"))["seq"] == 1
+    assert first.stats()["region_users"] == 2
+
+
+async def test_the_name_defaults_to_the_prefix(region_name: str) -> None:
+    layer = IPCChannelLayer(prefix=region_name)
+    try:
+        assert layer.stats()["region_path"] == str(default_directory(region_name))
+    finally:
+        await layer.close()
+
+
+async def test_a_path_places_the_region(tmp_path: Path) -> None:
+    where = tmp_path / "region"
+    async with IPCChannelLayer(path=where) as layer:
+        await layer.send("c", msg(1))
+        assert (where / "region").is_file()
+        assert (await recv(layer, "c"))["seq"] == 1
+    assert not where.exists()
+
+
+async def test_ipc_urls(region_name: str, tmp_path: Path) -> None:
+    layer = layer_from_url(f"ipc://{region_name}?capacity=7")
+    assert isinstance(layer, IPCChannelLayer)
+    assert layer.capacity == 7
+    assert layer.stats()["region_path"] == str(default_directory(region_name))
+    await layer.close()
+    by_path = layer_from_url(f"ipc://{tmp_path}/r")
+    assert by_path.stats()["region_path"] == f"{tmp_path}/r"
+    await by_path.close()
+    with pytest.raises(ConfigError, match="needs a region name"):
+        layer_from_url("ipc://")
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "text"),
+    [
+        ({"name": "x", "path": "/tmp/x"}, ConfigError, "a name or a path, not both"),
+        ({"name": "a/b"}, InvalidChannelName, "name"),
+        ({"path": 3}, ConfigError, "path must be a directory path"),
+        ({"size": 1000}, ConfigError, f"size must be a whole number of at least {MIN_SIZE}"),
+        ({"size": True}, ConfigError, "size must be a whole number"),
+    ],
+)
+def test_bad_options_are_named(options: dict[str, Any], error: type[Exception], text: str) -> None:
+    with pytest.raises(error, match=text):
+        IPCChannelLayer(**options)
+
+
+async def test_the_size_given_at_creation_wins(open_layer: Any) -> None:
+    first = open_layer(size=MIN_SIZE)
+    second = open_layer()
+    assert first.stats()["region_bytes"] == second.stats()["region_bytes"] == MIN_SIZE
+    assert DEFAULT_SIZE > MIN_SIZE
+
+
+async def test_a_full_region_says_so_and_recovers(open_layer: Any) -> None:
+    layer = open_layer(size=MIN_SIZE, capacity=1000)
+    big = msg(body="x" * 20_000)
+    sent = 0
+    error: ChannelFull | None = None
+    while error is None:
+        try:
+            await layer.send(f"c{sent}", big)  # each channel holds one: none is full
+            sent += 1
+        except ChannelFull as exc:
+            error = exc
+    assert sent > 0
+    assert "shared IPC region" in str(error)
+    assert "is full" in str(error)
+    assert "no channel is at its capacity" in str(error)
+    # Nothing was corrupted: every message is intact, and the space comes back.
+    assert await recv(layer, "c0") == big
+    await layer.send("again", big)
+    for i in range(1, sent):
+        assert await recv(layer, f"c{i}") == big
+    assert await recv(layer, "again") == big
+    assert layer.stats()["region_heap_used"] == 0
+
+
+async def test_group_send_to_a_full_region_drops_and_counts(open_layer: Any) -> None:
+    layer = open_layer(size=MIN_SIZE, capacity=1000)
+    channel = await layer.new_channel()
+    await layer.group_add("g", channel)
+    big = msg(body="y" * 50_000)
+    for _ in range(2):
+        await layer.group_send("g", big)
+    await layer.group_send("g", big)  # never raises, even with the region full
+    assert layer.stats()["dropped_full"] == 1
+    assert await recv(layer, channel) == big
+    assert await recv(layer, channel) == big
+    await nothing(layer, channel)
+
+
+async def test_stats_report_the_fill_level(open_layer: Any) -> None:
+    layer = open_layer()
+    await layer.send("c", msg(body="z" * 1000))
+    stats = layer.stats()
+    assert stats["region_queued"] == 1
+    assert stats["region_heap_used"] >= 1000
+    assert 0 < stats["region_fill"] < 1
+    assert 0 < stats["region_index_fill"] < 1
+    assert (stats["region_channels"], stats["region_users"]) == (1, 1)
+    await recv(layer, "c")
+    assert layer.stats()["region_heap_used"] == 0
+
+
+async def test_a_local_channel_of_another_layer_cannot_be_received(open_layer: Any) -> None:
+    owner, other = open_layer(), open_layer()
+    channel = await owner.new_channel()
+    with pytest.raises(InvalidChannelName, match="belongs to another process"):
+        await other.receive(channel)
+
+
+async def test_closing_drops_the_closers_local_channels(open_layer: Any) -> None:
+    stays, leaves = open_layer(), open_layer()
+    channel = await leaves.new_channel()
+    await leaves.group_add("g", channel)
+    await stays.send(channel, msg())
+    await leaves.close()
+    assert await stays.group_channels("g") == []
+    assert stays.stats()["region_queued"] == 0
