@@ -88,28 +88,19 @@ class IPCChannelLayer(ChannelLayer):
         if txn.wake:
             self.notifier.wake(txn.wake)
 
-    def _room(self, txn: Txn, size: int, count: int, now: float) -> int | None:
-        """A heap extent for size bytes, sweeping expired messages first if need be."""
-        offset = txn.state.alloc(size, count)
-        if offset is None:
-            self.counters.dropped_expired += txn.state.sweep(now)
-            txn.changed = True
-            offset = txn.state.alloc(size, count)
-        return offset
-
     def _purge(self, txn: Txn, channel: str, now: float) -> None:
         expired = txn.state.purge(channel, now)
         if expired:
             self.counters.dropped_expired += expired
             txn.changed = True
 
-    def _queue(self, txn: Txn, channels: list[str], payload: bytes, offset: int) -> None:
-        deadline = time.monotonic() + self.expiry
-        txn.write(offset, payload)
-        for channel in channels:
-            txn.state.push(channel, deadline, offset, len(payload))
-            txn.state.take_watchers(channel, txn.wake)
-        txn.changed = True
+    def _sweep_for_room(self) -> bool:
+        """Sweep expired messages out now, committed, so their space can be reused."""
+        with self._txn() as txn:
+            dropped = txn.state.sweep(time.monotonic())
+            self.counters.dropped_expired += dropped
+            txn.changed = dropped > 0
+        return dropped > 0
 
     def _used_watches(self, ident: str, channels: list[str]) -> list[str]:
         with self.region.transaction() as txn:
@@ -120,22 +111,26 @@ class IPCChannelLayer(ChannelLayer):
 
     async def _send(self, channel: str, payload: bytes) -> None:
         capacity = self.capacity_rules(channel)
-        now = time.monotonic()
-        error: ChannelFull | None = None
-        with self._txn() as txn:
-            self._purge(txn, channel, now)
-            if txn.state.depth(channel) >= capacity:
-                error = ChannelFull(
-                    f"channel {channel!r} is at its capacity of {capacity} messages"
-                )
-            else:
-                offset = self._room(txn, len(payload), 1, now)
-                if offset is None:
-                    error = txn.full(f"no room for a message of {len(payload)} bytes")
+        while True:
+            now = time.monotonic()
+            # Errors are raised once the transaction is over, so what it purged commits.
+            with self._txn() as txn:
+                self._purge(txn, channel, now)
+                region_full = False
+                if txn.state.depth(channel) >= capacity:
+                    error = ChannelFull(
+                        f"channel {channel!r} is at its capacity of {capacity} messages"
+                    )
+                elif txn.state.push(channel, now + self.expiry, payload):
+                    txn.state.take_watchers(channel, txn.wake)
+                    txn.changed = True
+                    return
                 else:
-                    self._queue(txn, [channel], payload, offset)
-        if error is not None:
-            raise error
+                    region_full = True
+                    error = txn.full(f"no room for a message of {len(payload)} bytes")
+            # Space freed in a transaction is reusable only once committed: sweep, retry.
+            if not region_full or not self._sweep_for_room():
+                raise error
 
     async def _receive(self, channel: str) -> bytes:
         if "!" in channel and not non_local_name(channel)[:-1].endswith("." + self.client_id):
@@ -147,17 +142,12 @@ class IPCChannelLayer(ChannelLayer):
         while True:
             self._check_open()
             now = time.monotonic()
-            payload: bytes | None = None
             with self._txn() as txn:
-                entry, expired = txn.state.pop(channel, now)
-                if expired:
-                    self.counters.dropped_expired += expired
+                payload, expired = txn.state.pop(channel, now)
+                self.counters.dropped_expired += expired
+                if payload is not None or expired:
                     txn.changed = True
-                if entry is not None:
-                    payload = txn.read(entry[2], entry[3])
-                    txn.state.release(entry[2])
-                    txn.changed = True
-                elif not txn.state.watching(channel, waker.ident):
+                if payload is None and not txn.state.watching(channel, waker.ident):
                     txn.state.watch(channel, waker.ident)
                     txn.changed = True
             if payload is not None:
@@ -177,29 +167,27 @@ class IPCChannelLayer(ChannelLayer):
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
         now = time.monotonic()
         capacity = self.capacity_rules
+        delivered = dropped = 0
         with self._txn() as txn:
-            targets: list[str] = []
-            dropped = 0
-            for channel in txn.state.members(group, now):
+            state = txn.state
+            deadline = now + self.expiry
+            for channel in state.members(group, now):
                 self._purge(txn, channel, now)
-                if txn.state.depth(channel) >= capacity(channel):
+                if state.depth(channel) >= capacity(channel):
                     dropped += 1
+                elif state.push(channel, deadline, payload):
+                    state.take_watchers(channel, txn.wake)
+                    txn.changed = True
+                    delivered += 1
                 else:
-                    targets.append(channel)
-            if targets:
-                offset = self._room(txn, len(payload), len(targets), now)
-                if offset is None:
+                    dropped += 1
                     log.warning(
-                        "group_send to %r dropped for all %d member(s): %s",
+                        "group_send to %r skipped %r: %s",
                         group,
-                        len(targets),
+                        channel,
                         txn.full(f"no room for a message of {len(payload)} bytes"),
                     )
-                    dropped += len(targets)
-                    targets = []
-                else:
-                    self._queue(txn, targets, payload, offset)
-        return len(targets), dropped
+        return delivered, dropped
 
     async def _group_channels(self, group: str) -> list[str]:
         with self._txn() as txn:

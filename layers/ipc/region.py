@@ -62,14 +62,6 @@ class Txn:
         self.changed = False
         self.wake: set[str] = set()
 
-    def write(self, offset: int, payload: bytes) -> None:
-        """Copy payload into the heap at offset (an extent alloc() just returned)."""
-        self.region.mm[offset : offset + len(payload)] = payload
-
-    def read(self, offset: int, size: int) -> bytes:
-        """Copy a payload out of the heap."""
-        return self.region.mm[offset : offset + size]
-
     def full(self, what: str) -> ChannelFull:
         """The error for a region with no room, which says it is the region, not a channel."""
         region = self.region
@@ -142,7 +134,7 @@ class Region:
                     self.recovered,
                 )
             _HEADER.pack_into(self.mm, 0, _MAGIC, self.size, self.slot_size)
-            state = State.fresh(self.heap_start, self.size)
+            state = State.fresh(self.mm, self.heap_start, self.size)
         state.p[self.client_id] = os.getpid()
         self._commit(state)
 
@@ -191,7 +183,7 @@ class Region:
         if zlib.crc32(body) != crc:
             return None
         data: dict[str, Any] = msgpack.unpackb(body, strict_map_key=False)
-        return gen, State(data)
+        return gen, State(data, self.mm)
 
     def _load_or_none(self) -> State | None:
         """The committed index, or None if the region is new or not ours."""
@@ -217,11 +209,12 @@ class Region:
     def _load(self) -> State:
         state = self._load_or_none()
         if state is None:
-            state = State.fresh(self.heap_start, self.size)
+            state = State.fresh(self.mm, self.heap_start, self.size)
             state.p[self.client_id] = os.getpid()
         return state
 
     def _commit(self, state: State) -> None:
+        state.settle()
         body = msgpack.packb(state.d, use_bin_type=True)
         if len(body) > self.slot_size - _SLOT.size:
             raise Txn(self, state).full(f"its index needs {len(body)} of {self.slot_size} bytes")

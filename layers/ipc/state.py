@@ -1,24 +1,35 @@
-"""The region's index: queues, groups, watchers and the heap's free list, as plain data.
+"""The region's index and its queues.
 
-The whole index is one msgpack document (see region.py for how it is committed). It
-holds no payloads, only where they are in the heap, so it stays small. Nothing here
-does I/O; the region reads and writes payload bytes at the offsets chosen here.
+The index is one small msgpack document: per channel only (head, tail, count), the
+groups, the watchers, the participants and the heap's free list. Messages live in the
+heap as linked nodes, each a header and its payload, so a send or a receive costs the
+same however long the queues are.
+
+Why this survives a writer killed at any instant (region.py commits the index with
+one store): a new node is written into space the committed index calls free; linking
+it changes the old tail's `next`, but readers follow at most `count` nodes, so a link
+the committed index does not count is never followed. Space freed in a transaction
+joins the free list only at its commit, so nothing the committed index still uses is
+overwritten before then. Nothing here locks or commits: region.py does.
 """
 
 from __future__ import annotations
 
 import bisect
+import mmap
+import struct
 from typing import Any
 
-__all__ = ["Entry", "State"]
+__all__ = ["NODE", "State"]
 
-# A queued message: [sequence, deadline (time.monotonic, host-wide), offset, size].
-Entry = list[Any]
+# next node (0: none), sequence, deadline (time.monotonic: one clock for the whole
+# host on Linux), payload size.
+NODE = struct.Struct("<QQdI4x")
 _ALIGN = 8
 
 
 def _aligned(size: int) -> int:
-    return max(_ALIGN, (size + _ALIGN - 1) // _ALIGN * _ALIGN)
+    return (size + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
 def _inbox(channel: str) -> str | None:
@@ -27,37 +38,28 @@ def _inbox(channel: str) -> str | None:
 
 
 class State:
-    """Operations on the index document; the region commits it after each change."""
+    """The index of one region, with the heap it describes."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], mm: mmap.mmap) -> None:
         self.d = data
-        self.q: dict[str, list[Entry]] = data["q"]
+        self.mm = mm
+        self.q: dict[str, list[int]] = data["q"]  # channel -> [head, tail, count]
         self.g: dict[str, dict[str, float]] = data["g"]
         self.w: dict[str, list[str]] = data["w"]
         self.p: dict[str, int] = data["p"]
         self.free: list[list[int]] = data["free"]
-        self.refs: dict[int, list[int]] = data["refs"]
+        self._freed: list[tuple[int, int]] = []
 
     @classmethod
-    def fresh(cls, heap_start: int, heap_end: int) -> State:
+    def fresh(cls, mm: mmap.mmap, heap_start: int, heap_end: int) -> State:
         """An empty index over the heap [heap_start, heap_end)."""
-        return cls(
-            {
-                "seq": 0,
-                "q": {},
-                "g": {},
-                "w": {},
-                "p": {},
-                "free": [[heap_start, heap_end - heap_start]],
-                "refs": {},
-                "heap": [heap_start, heap_end],
-            }
-        )
+        data = {"seq": 0, "q": {}, "g": {}, "w": {}, "p": {}, "heap": [heap_start, heap_end]}
+        data["free"] = [[heap_start, heap_end - heap_start]]
+        return cls(data, mm)
 
     # -- the heap ------------------------------------------------------------------
 
-    def alloc(self, size: int, count: int) -> int | None:
-        """Reserve size bytes referenced by count entries; None if no extent is big enough."""
+    def _alloc(self, size: int) -> int | None:
         need = _aligned(size)
         for i, (offset, length) in enumerate(self.free):
             if length >= need:
@@ -65,82 +67,113 @@ class State:
                     del self.free[i]
                 else:
                     self.free[i] = [offset + need, length - need]
-                self.refs[offset] = [need, count]
-                return offset
+                return int(offset)
         return None
 
-    def release(self, offset: int, count: int = 1) -> None:
-        """Drop count references to the extent at offset; free it when none are left."""
-        ref = self.refs[offset]
-        ref[1] -= count
-        if ref[1] > 0:
-            return
-        del self.refs[offset]
-        self._free(offset, ref[0])
+    def _release(self, offset: int, size: int) -> None:
+        self._freed.append((offset, _aligned(NODE.size + size)))
 
-    def _free(self, offset: int, size: int) -> None:
+    def settle(self) -> None:
+        """Return this transaction's freed space to the free list (just before commit)."""
         free = self.free
-        i = bisect.bisect_left(free, offset, key=lambda extent: extent[0])
-        if i > 0 and free[i - 1][0] + free[i - 1][1] == offset:
-            i -= 1
-            free[i][1] += size
-        else:
-            free.insert(i, [offset, size])
-        if i + 1 < len(free) and free[i][0] + free[i][1] == free[i + 1][0]:
-            free[i][1] += free[i + 1][1]
-            del free[i + 1]
+        for offset, size in self._freed:
+            i = bisect.bisect_left(free, offset, key=lambda extent: extent[0])
+            if i > 0 and free[i - 1][0] + free[i - 1][1] == offset:
+                i -= 1
+                free[i][1] += size
+            else:
+                free.insert(i, [offset, size])
+            if i + 1 < len(free) and free[i][0] + free[i][1] == free[i + 1][0]:
+                free[i][1] += free[i + 1][1]
+                del free[i + 1]
+        self._freed.clear()
 
     def heap_used(self) -> int:
-        """Bytes of the heap held by queued payloads."""
+        """Bytes of the heap held by queued messages."""
         start, end = self.d["heap"]
         return int(end - start - sum(length for _, length in self.free))
 
     # -- queues ----------------------------------------------------------------------
 
-    def purge(self, channel: str, now: float) -> int:
-        """Drop the expired head of channel's queue; return how many were dropped."""
-        queue = self.q.get(channel)
-        if not queue:
-            return 0
-        dropped = 0
-        while queue and queue[0][1] <= now:
-            self.release(queue.pop(0)[2])
-            dropped += 1
-        if not queue:
-            del self.q[channel]
-        return dropped
-
     def depth(self, channel: str) -> int:
         """Messages queued on channel (expired ones included until purged)."""
-        return len(self.q.get(channel, ()))
+        queue = self.q.get(channel)
+        return queue[2] if queue else 0
 
-    def push(self, channel: str, deadline: float, offset: int, size: int) -> None:
-        """Queue a reference to the payload at offset on channel."""
+    def push(self, channel: str, deadline: float, payload: bytes) -> bool:
+        """Queue payload on channel; False if the heap has no room for it."""
+        offset = self._alloc(NODE.size + len(payload))
+        if offset is None:
+            return False
         seq = self.d["seq"]
         self.d["seq"] = seq + 1
-        self.q.setdefault(channel, []).append([seq, deadline, offset, size])
+        NODE.pack_into(self.mm, offset, 0, seq, deadline, len(payload))
+        start = offset + NODE.size
+        self.mm[start : start + len(payload)] = payload
+        queue = self.q.get(channel)
+        if queue is None:
+            self.q[channel] = [offset, offset, 1]
+        else:
+            # Invisible until commit: the committed count stops readers before it.
+            struct.pack_into("<Q", self.mm, queue[1], offset)
+            queue[1] = offset
+            queue[2] += 1
+        return True
 
-    def pop(self, channel: str, now: float) -> tuple[Entry | None, int]:
-        """(the next live entry of channel or of every 'x!*' for 'x!', expired dropped)."""
-        if not channel.endswith("!"):
-            expired = self.purge(channel, now)
-            queue = self.q.get(channel)
-            if not queue:
+    def _head(self, channel: str) -> tuple[int, int, float, int]:
+        """(next, seq, deadline, size) of channel's first node."""
+        result: tuple[int, int, float, int] = NODE.unpack_from(self.mm, self.q[channel][0])
+        return result
+
+    def _drop_head(self, channel: str) -> tuple[int, int]:
+        """Unlink channel's first node; (its offset, its payload size)."""
+        queue = self.q[channel]
+        offset = queue[0]
+        following, _, _, size = NODE.unpack_from(self.mm, offset)
+        self._release(offset, size)
+        if queue[2] == 1:
+            del self.q[channel]
+        else:
+            queue[0] = following
+            queue[2] -= 1
+        return offset, size
+
+    def purge(self, channel: str, now: float) -> int:
+        """Drop the expired messages at the head of channel; how many were dropped."""
+        dropped = 0
+        while channel in self.q and self._head(channel)[2] <= now:
+            self._drop_head(channel)
+            dropped += 1
+        return dropped
+
+    def pop(self, channel: str, now: float) -> tuple[bytes | None, int]:
+        """(next live payload of channel, or of every 'x!*' for 'x!'; expired dropped)."""
+        if channel.endswith("!"):
+            expired = 0
+            best: tuple[int, str] | None = None
+            for name in [n for n in self.q if n.startswith(channel)]:
+                expired += self.purge(name, now)
+                if name in self.q:
+                    seq = self._head(name)[1]
+                    if best is None or seq < best[0]:
+                        best = (seq, name)
+            if best is None:
                 return None, expired
-            entry = queue.pop(0)
-            if not queue:
-                del self.q[channel]
-            return entry, expired
-        expired = 0
-        best: str | None = None
-        for name in [n for n in self.q if n.startswith(channel)]:
-            expired += self.purge(name, now)
-            queue = self.q.get(name)
-            if queue and (best is None or queue[0][0] < self.q[best][0][0]):
-                best = name
-        if best is None:
-            return None, expired
-        return self.pop(best, now)[0], expired
+            channel = best[1]
+        else:
+            expired = self.purge(channel, now)
+            if channel not in self.q:
+                return None, expired
+        offset, size = self._drop_head(channel)
+        start = offset + NODE.size
+        return self.mm[start : start + size], expired
+
+    def _drop_queue(self, channel: str) -> int:
+        dropped = 0
+        while channel in self.q:
+            self._drop_head(channel)
+            dropped += 1
+        return dropped
 
     # -- watchers: who to wake when a channel gets a message ---------------------------
 
@@ -195,12 +228,12 @@ class State:
 
     def flush(self) -> int:
         """Drop every message and group (watchers stay); return messages dropped."""
-        dropped = sum(len(queue) for queue in self.q.values())
-        for queue in self.q.values():
-            for entry in queue:
-                self.release(entry[2])
+        dropped = self.queued()
         self.q.clear()
         self.g.clear()
+        start, end = self.d["heap"]
+        self.free[:] = [[start, end - start]]
+        self._freed.clear()
         return dropped
 
     def drop_client(self, client_id: str) -> int:
@@ -213,11 +246,7 @@ class State:
                 self.w[channel] = kept
             else:
                 del self.w[channel]
-        dropped = 0
-        for channel in [c for c in self.q if mark in c]:
-            for entry in self.q.pop(channel):
-                self.release(entry[2])
-                dropped += 1
+        dropped = sum(self._drop_queue(c) for c in [c for c in self.q if mark in c])
         for group in list(self.g):
             for channel in [c for c in self.g[group] if mark in c]:
                 self.group_discard(group, channel)
@@ -225,4 +254,4 @@ class State:
 
     def queued(self) -> int:
         """Messages queued in every channel."""
-        return sum(len(queue) for queue in self.q.values())
+        return sum(queue[2] for queue in self.q.values())

@@ -75,12 +75,9 @@ async def send_and_exit(layer: IPCChannelLayer, channel: str) -> None:
 
 
 async def die_holding_the_lock(layer: IPCChannelLayer, channel: str) -> None:
-    """Start a send, write half a payload into the heap, and get killed mid-write."""
+    """Queue a message (its node written and linked in the heap), die before the commit."""
     with layer.region.transaction() as txn:
-        offset = txn.state.alloc(1000, 1)
-        assert offset is not None
-        txn.write(offset, b"torn" * 125)
-        txn.state.push(channel, 1e12, offset, 1000)
+        assert txn.state.push(channel, 1e12, b"torn" * 250)
         txn.changed = True
         say("holding")
         os.kill(os.getpid(), signal.SIGKILL)

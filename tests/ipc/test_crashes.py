@@ -56,11 +56,14 @@ async def test_a_writer_killed_holding_the_lock_leaves_nothing_visible(
     open_layer: Any, region_name: str, children: list[Child]
 ) -> None:
     layer = open_layer()
+    await layer.send("torn", msg(1))
     child = Child("die_holding_the_lock", region_name, "torn")
     children.append(child)
     assert await child.line() == "holding"
     await child.wait()
-    # The kernel released its lock: this does not hang; its half-made send is invisible.
+    # The kernel released its lock, so this does not hang; the child's node, written
+    # and linked after ours but never committed, is invisible.
+    assert (await recv(layer, "torn"))["seq"] == 1
     await nothing(layer, "torn")
     await layer.send("torn", msg(2))
     assert (await recv(layer, "torn"))["seq"] == 2

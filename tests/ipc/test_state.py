@@ -1,46 +1,66 @@
-"""The index's heap allocator and queues, without a region."""
+"""The index's queues and heap allocator, over an anonymous map instead of a region."""
 
 from __future__ import annotations
 
-from layers.ipc.state import State
+import mmap
+
+from layers.ipc.state import NODE, State
 
 
-def test_freed_extents_coalesce_back_into_one() -> None:
-    state = State.fresh(1000, 2000)
-    offsets = [state.alloc(100, 1) for _ in range(5)]
-    assert offsets == [1000, 1104, 1208, 1312, 1416]  # 8-byte aligned
-    for offset in (1104, 1312, 1000, 1416, 1208):
-        state.release(offset)
-    assert state.free == [[1000, 1000]]
-    assert state.heap_used() == 0
+def _state(size: int = 4096) -> State:
+    return State.fresh(mmap.mmap(-1, size), 64, size)
 
 
-def test_an_extent_is_freed_when_its_last_reference_goes() -> None:
-    state = State.fresh(0, 64)
-    offset = state.alloc(10, 3)
-    assert offset == 0
-    assert state.alloc(60, 1) is None  # 16 of 64 taken: no room for 64 more
-    state.release(0, 2)
-    assert state.heap_used() == 16
-    state.release(0)
-    assert state.heap_used() == 0
+def test_freed_space_is_reused_only_after_settle_and_coalesces() -> None:
+    state = _state()
+    for i in range(5):
+        assert state.push(f"c{i}", 1e9, b"x" * 100)
+    used = state.heap_used()
+    assert used == 5 * (NODE.size + 104)
+    for i in (1, 3, 0, 4, 2):
+        assert state.pop(f"c{i}", 0)[0] == b"x" * 100
+    # Not yet committed: the popped nodes' space must not be handed out again.
+    assert state.heap_used() == used
+    state.settle()
+    assert state.free == [[64, 4096 - 64]]
+
+
+def test_a_full_heap_refuses_a_push_and_keeps_what_it_had() -> None:
+    state = _state(1024)
+    assert state.push("a", 1e9, b"a" * 500)
+    assert not state.push("b", 1e9, b"b" * 500)
+    assert state.pop("a", 0) == (b"a" * 500, 0)
+    assert state.pop("b", 0) == (None, 0)
+
+
+def test_an_uncommitted_link_is_never_followed() -> None:
+    state = _state()
+    assert state.push("q", 1e9, b"one")
+    head = list(state.q["q"])
+    assert state.push("q", 1e9, b"two")  # links node two after node one, in the heap
+    # As if the writer died before committing: the index still says one node.
+    state.q["q"] = head
+    assert state.pop("q", 0) == (b"one", 0)
+    assert state.pop("q", 0) == (None, 0)
 
 
 def test_pop_takes_the_oldest_of_an_inbox_and_drops_the_expired() -> None:
-    state = State.fresh(0, 1024)
-    for channel, deadline in (("x!b", 10.0), ("x!a", 1.0), ("x!a", 10.0), ("y", 10.0)):
-        state.push(channel, deadline, state.alloc(1, 1) or 0, 1)
-    entry, expired = state.pop("x!", now=5.0)
-    assert expired == 1
-    assert entry is not None
-    assert entry[0] == 0  # x!b's, sent first
-    assert state.pop("x!", now=5.0)[0] is not None
+    state = _state()
+    for channel, deadline, payload in (
+        ("x!b", 10.0, b"1"),
+        ("x!a", 1.0, b"2"),
+        ("x!a", 10.0, b"3"),
+        ("y", 10.0, b"4"),
+    ):
+        assert state.push(channel, deadline, payload)
+    assert state.pop("x!", now=5.0) == (b"1", 1)
+    assert state.pop("x!", now=5.0) == (b"3", 0)
     assert state.pop("x!", now=5.0) == (None, 0)
     assert list(state.q) == ["y"]
 
 
 def test_watchers_are_used_up_by_a_send_to_the_channel_or_its_inbox() -> None:
-    state = State.fresh(0, 1024)
+    state = _state()
     state.watch("x!a", "c1.0")
     state.watch("x!", "c1.1")
     state.watch("other", "c2.0")
