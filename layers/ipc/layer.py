@@ -165,6 +165,16 @@ class IPCChannelLayer(ChannelLayer):
             txn.changed = txn.state.group_discard(group, channel)
 
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
+        try:
+            return self._group_send_now(group, payload)
+        except ChannelFull as exc:  # the index itself is out of room: nothing was queued
+            members = await self._group_channels(group)
+            log.warning(
+                "group_send to %r dropped for all %d member(s): %s", group, len(members), exc
+            )
+            return 0, len(members)
+
+    def _group_send_now(self, group: str, payload: bytes) -> GroupSendResult:
         now = time.monotonic()
         capacity = self.capacity_rules
         delivered = dropped = 0

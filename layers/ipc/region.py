@@ -23,6 +23,7 @@ import mmap
 import os
 import struct
 import threading
+import weakref
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,12 @@ _HEADER = struct.Struct("<8sQQ")  # magic, region size, slot size
 _SELECTOR = 64  # one byte: which slot holds the committed index
 _PAGE = 4096
 _SLOT = struct.Struct("<QII")  # generation, length, crc32 of the index document
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _layout(size: int) -> tuple[int, int]:
@@ -97,6 +104,9 @@ class Region:
             self.dir.close()
             raise
         self.dir.unlock()
+        # A layer dropped without close() must not look alive for ever: closing its
+        # liveness file lets the others reap it.
+        self._abandon = weakref.finalize(self, _close_fds, self._member_fd, self.dir.fd)
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -152,6 +162,7 @@ class Region:
         with self._lock:
             if self.closed:
                 return 0
+            self._abandon.detach()
             self.dir.relock()
             try:
                 txn = Txn(self, self._load())

@@ -39,6 +39,7 @@ class Notifier:
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
+        self._finalizer = weakref.finalize(self, self._sock.close)
 
     def wake(self, idents: Iterable[str]) -> None:
         """Nudge each listed loop; a dead or busy one needs nothing more."""
@@ -50,7 +51,7 @@ class Notifier:
 
     def close(self) -> None:
         """Close the sending socket."""
-        self._sock.close()
+        self._finalizer()
 
 
 class Waker:

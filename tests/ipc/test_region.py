@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +142,44 @@ async def test_closing_drops_the_closers_local_channels(open_layer: Any) -> None
     await leaves.close()
     assert await stays.group_channels("g") == []
     assert stays.stats()["region_queued"] == 0
+
+
+async def test_a_full_index_refuses_sends_and_group_send_counts_the_drops(
+    open_layer: Any,
+) -> None:
+    layer = open_layer(size=MIN_SIZE)
+    for i in range(20):
+        await layer.group_add("g", f"member.{i}")
+    added = 0
+    full: ChannelFull | None = None
+    while full is None:  # memberships live in the index: fill it up with them
+        try:
+            await layer.group_add("padding", f"p.{added:06d}.{'x' * 80}")
+            added += 1
+        except ChannelFull as exc:
+            full = exc
+    assert added > 100
+    assert "its index needs" in str(full)
+    await layer.group_send("g", msg())  # never raises ChannelFull
+    assert layer.stats()["dropped_full"] == 20
+    errors = []
+    for i in range(50):  # each new channel takes a little of the index
+        try:
+            await layer.send(f"new.{i}", msg())
+        except ChannelFull as exc:
+            errors.append(str(exc))
+    assert errors
+    assert "its index needs" in errors[0]
+    await layer.flush()  # and the layer is usable again
+    await layer.send("new.channel", msg(5))
+    assert (await recv(layer, "new.channel"))["seq"] == 5
+
+
+async def test_a_layer_dropped_without_close_does_not_keep_the_region(region_name: str) -> None:
+    kept = IPCChannelLayer(name=region_name)
+    dropped = IPCChannelLayer(name=region_name)
+    await dropped.send("c", msg())
+    assert kept.stats()["region_users"] == 2
+    del dropped
+    gc.collect()
+    await kept.close()  # now the last user: the region goes (region_name checks)
