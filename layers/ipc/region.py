@@ -8,7 +8,8 @@ under the processes still using it. A file's lifetime is ours to decide.
 Layout: a header page, two index slots, then the heap that holds payloads.
 
 Crash consistency comes from shadow paging. Under the region lock a writer puts new
-payloads in heap extents the committed index calls free, writes the new index into
+message nodes in heap space the committed index calls free (state.py explains the
+one in-place write, a tail link no committed reader follows), writes the index into
 the slot that is not current, and only then flips the one-byte slot selector. A
 writer killed before that store leaves the previous index in force, and its half
 written payload sits in space that index still calls free. A writer killed after it
