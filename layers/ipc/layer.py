@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..base import ChannelLayer, GroupSendResult
 from ..exceptions import ChannelFull, ConfigError, InvalidChannelName
+from ..local import LocalChannels
 from ..naming import check_prefix, non_local_name
 from .files import default_directory
+from .inbox import Acks, flush_acks, read_inbox
 from .region import DEFAULT_SIZE, Region, Txn
 from .state import State
 from .wakeup import Notifier, Wakers
@@ -55,6 +59,11 @@ class IPCChannelLayer(ChannelLayer):
         self.notifier = Notifier()
         self.wakers = Wakers(self.client_id, self._used_watches)
         self._sweep_interval = min(self.expiry, self.group_expiry, _MAX_SWEEP_INTERVAL) / 2
+        self.acks = Acks()
+        self.local = LocalChannels(
+            self.counters, sweep_interval=self._sweep_interval, on_remove=self._on_remove
+        )
+        self._readers: dict[str, asyncio.Task[None]] = {}
         self._next_sweep = time.monotonic() + self._sweep_interval
 
     @classmethod
@@ -75,18 +84,44 @@ class IPCChannelLayer(ChannelLayer):
     # -- helpers -------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _txn(self) -> Iterator[Txn]:
-        """A region transaction that also sweeps now and then, and wakes receivers after."""
-        with self.region.transaction() as txn:
-            yield txn
-            now = time.monotonic()
-            if now >= self._next_sweep:
-                self._next_sweep = now + self._sweep_interval
-                self.counters.dropped_expired += txn.state.sweep(now)
-                self.region.reap(txn)
-                txn.changed = True
+    def txn(self) -> Iterator[Txn]:
+        """A region transaction that also releases pending depth counts, sweeps now and
+        then, and wakes receivers after."""
+        acks = self.acks.take()
+        try:
+            with self.region.transaction() as txn:
+                if acks:
+                    txn.state.ack(acks)
+                    txn.changed = True
+                yield txn
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._next_sweep = now + self._sweep_interval
+                    self.counters.dropped_expired += txn.state.sweep(now)
+                    self.region.reap(txn)
+                    txn.changed = True
+        except BaseException:
+            if acks:
+                self.acks.give_back(acks)
+            raise
         if txn.wake:
             self.notifier.wake(txn.wake)
+
+    def _on_remove(self, channel: str, count: int) -> None:
+        # Messages of a local channel left the buffers: release their capacity soon,
+        # in one transaction for everything that leaves meanwhile.
+        if self.acks.add(channel, count):
+            with contextlib.suppress(RuntimeError):  # no loop: the next transaction does
+                asyncio.get_running_loop().call_soon(flush_acks, self)
+
+    def _ensure_reader(self, inbox: str) -> None:
+        task = self._readers.get(inbox)
+        if task is not None and not task.done() and not task.get_loop().is_closed():
+            return
+        self._check_open()
+        self._readers[inbox] = asyncio.get_running_loop().create_task(
+            read_inbox(self, inbox), name=f"chanlayers ipc inbox {inbox}"
+        )
 
     def _purge(self, txn: Txn, channel: str, now: float) -> None:
         expired = txn.state.purge(channel, now)
@@ -96,7 +131,7 @@ class IPCChannelLayer(ChannelLayer):
 
     def _sweep_for_room(self) -> bool:
         """Sweep expired messages out now, committed, so their space can be reused."""
-        with self._txn() as txn:
+        with self.txn() as txn:
             dropped = txn.state.sweep(time.monotonic())
             self.counters.dropped_expired += dropped
             txn.changed = dropped > 0
@@ -111,18 +146,31 @@ class IPCChannelLayer(ChannelLayer):
 
     async def _send(self, channel: str, payload: bytes) -> None:
         capacity = self.capacity_rules(channel)
+        inbox = non_local_name(channel) if "!" in channel else None
         while True:
             now = time.monotonic()
             # Errors are raised once the transaction is over, so what it purged commits.
-            with self._txn() as txn:
-                self._purge(txn, channel, now)
+            with self.txn() as txn:
+                state = txn.state
                 region_full = False
-                if txn.state.depth(channel) >= capacity:
+                if inbox is None:
+                    self._purge(txn, channel, now)
+                    depth = state.depth(channel)
+                else:
+                    self._purge(txn, inbox, now)
+                    depth = state.local_depth(channel)
+                if depth >= capacity:
                     error = ChannelFull(
                         f"channel {channel!r} is at its capacity of {capacity} messages"
                     )
-                elif txn.state.push(channel, now + self.expiry, payload):
-                    txn.state.take_watchers(channel, txn.wake)
+                elif (
+                    state.push(channel, now + self.expiry, payload)
+                    if inbox is None
+                    else state.push_local(
+                        inbox, [channel[len(inbox) :]], now + self.expiry, payload
+                    )
+                ):
+                    state.take_watchers(channel if inbox is None else inbox, txn.wake)
                     txn.changed = True
                     return
                 else:
@@ -133,16 +181,20 @@ class IPCChannelLayer(ChannelLayer):
                 raise error
 
     async def _receive(self, channel: str) -> bytes:
-        if "!" in channel and not non_local_name(channel)[:-1].endswith("." + self.client_id):
-            raise InvalidChannelName(
-                f"channel {channel!r} belongs to another process or layer: only the "
-                "layer whose new_channel() made it can receive on it"
-            )
+        if "!" in channel:
+            inbox = non_local_name(channel)
+            if not inbox[:-1].endswith("." + self.client_id):
+                raise InvalidChannelName(
+                    f"channel {channel!r} belongs to another process or layer: only the "
+                    "layer whose new_channel() made it can receive on it"
+                )
+            self._ensure_reader(inbox)
+            return await self.local.get(channel, partial(self._ensure_reader, inbox))
         waker = await self.wakers.here()
         while True:
             self._check_open()
             now = time.monotonic()
-            with self._txn() as txn:
+            with self.txn() as txn:
                 payload, expired = txn.state.pop(channel, now)
                 self.counters.dropped_expired += expired
                 if payload is not None or expired:
@@ -155,13 +207,16 @@ class IPCChannelLayer(ChannelLayer):
             # Nothing is taken while we wait, so a cancellation here loses nothing.
             await waker.wait(channel)
 
+    async def _new_channel(self, name: str) -> None:
+        self._ensure_reader(non_local_name(name))
+
     async def _group_add(self, group: str, channel: str) -> None:
-        with self._txn() as txn:
+        with self.txn() as txn:
             txn.state.group_add(group, channel, time.monotonic() + self.group_expiry)
             txn.changed = True
 
     async def _group_discard(self, group: str, channel: str) -> None:
-        with self._txn() as txn:
+        with self.txn() as txn:
             txn.changed = txn.state.group_discard(group, channel)
 
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
@@ -176,39 +231,67 @@ class IPCChannelLayer(ChannelLayer):
 
     def _group_send_now(self, group: str, payload: bytes) -> GroupSendResult:
         now = time.monotonic()
+        deadline = now + self.expiry
         capacity = self.capacity_rules
         delivered = dropped = 0
-        with self._txn() as txn:
+        with self.txn() as txn:
             state = txn.state
-            deadline = now + self.expiry
+            inboxes: dict[str, list[str]] = {}
             for channel in state.members(group, now):
+                if "!" in channel:
+                    inbox = non_local_name(channel)
+                    inboxes.setdefault(inbox, []).append(channel)
+                    continue
                 self._purge(txn, channel, now)
                 if state.depth(channel) >= capacity(channel):
                     dropped += 1
                 elif state.push(channel, deadline, payload):
                     state.take_watchers(channel, txn.wake)
-                    txn.changed = True
                     delivered += 1
                 else:
-                    dropped += 1
-                    log.warning(
-                        "group_send to %r skipped %r: %s",
-                        group,
-                        channel,
-                        txn.full(f"no room for a message of {len(payload)} bytes"),
-                    )
+                    dropped += self._no_room(txn, group, [channel], payload)
+            for inbox, channels in inboxes.items():
+                self._purge(txn, inbox, now)
+                room = [c for c in channels if state.local_depth(c) < capacity(c)]
+                dropped += len(channels) - len(room)
+                parts = [c[len(inbox) :] for c in room]
+                if not room:
+                    continue
+                if state.push_local(inbox, parts, deadline, payload):
+                    state.take_watchers(inbox, txn.wake)
+                    delivered += len(room)
+                else:
+                    dropped += self._no_room(txn, group, room, payload)
+            txn.changed = True
         return delivered, dropped
 
+    @staticmethod
+    def _no_room(txn: Txn, group: str, channels: list[str], payload: bytes) -> int:
+        error = txn.full(f"no room for a message of {len(payload)} bytes")
+        log.warning("group_send to %r skipped %s: %s", group, ", ".join(channels), error)
+        return len(channels)
+
     async def _group_channels(self, group: str) -> list[str]:
-        with self._txn() as txn:
+        with self.txn() as txn:
             return txn.state.members(group, time.monotonic())
 
     async def _flush(self) -> None:
-        with self._txn() as txn:
+        self.local.clear()
+        with self.txn() as txn:
             self.counters.flushed += txn.state.flush()
             txn.changed = True
 
     async def _close(self) -> None:
+        here = asyncio.get_running_loop()
+        readers = list(self._readers.values())
+        self._readers.clear()
+        self.local.close()
+        for task in readers:
+            if task.get_loop() is here:
+                task.cancel()
+            elif not task.get_loop().is_closed():
+                task.get_loop().call_soon_threadsafe(task.cancel)
+        await asyncio.gather(*[t for t in readers if t.get_loop() is here], return_exceptions=True)
         self.wakers.close()
         self.notifier.close()
         self.region.close()
@@ -216,4 +299,5 @@ class IPCChannelLayer(ChannelLayer):
     def _stats(self) -> dict[str, Any]:
         if self.region.closed:
             return {}
-        return {**self.region.figures(), "region_recovered": self.region.recovered}
+        figures = self.region.figures()
+        return {**self.local.snapshot(), **figures, "region_recovered": self.region.recovered}

@@ -32,11 +32,6 @@ def _aligned(size: int) -> int:
     return (size + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
-def _inbox(channel: str) -> str | None:
-    bang = channel.find("!")
-    return channel[: bang + 1] if bang >= 0 else None
-
-
 class State:
     """The index of one region, with the heap it describes."""
 
@@ -48,12 +43,16 @@ class State:
         self.w: dict[str, list[str]] = data["w"]
         self.p: dict[str, int] = data["p"]
         self.free: list[list[int]] = data["free"]
+        # Process-local channel -> messages sent to it and not yet taken by its owner
+        # (in its inbox here, or in the owner's local buffers): its capacity count.
+        self.dp: dict[str, int] = data["dp"]
         self._freed: list[tuple[int, int]] = []
 
     @classmethod
     def fresh(cls, mm: mmap.mmap, heap_start: int, heap_end: int) -> State:
         """An empty index over the heap [heap_start, heap_end)."""
-        data = {"seq": 0, "q": {}, "g": {}, "w": {}, "p": {}, "heap": [heap_start, heap_end]}
+        data = {"seq": 0, "q": {}, "g": {}, "w": {}, "p": {}, "dp": {}}
+        data["heap"] = [heap_start, heap_end]
         data["free"] = [[heap_start, heap_end - heap_start]]
         return cls(data, mm)
 
@@ -141,32 +140,69 @@ class State:
     def purge(self, channel: str, now: float) -> int:
         """Drop the expired messages at the head of channel; how many were dropped."""
         dropped = 0
+        inbox = channel.endswith("!")
         while channel in self.q and self._head(channel)[2] <= now:
-            self._drop_head(channel)
-            dropped += 1
+            offset, size = self._drop_head(channel)
+            if inbox:
+                parts = self._parts(offset, size)
+                self.ack({channel + part: 1 for part in parts})
+                dropped += len(parts)
+            else:
+                dropped += 1
         return dropped
 
     def pop(self, channel: str, now: float) -> tuple[bytes | None, int]:
-        """(next live payload of channel, or of every 'x!*' for 'x!'; expired dropped)."""
-        if channel.endswith("!"):
-            expired = 0
-            best: tuple[int, str] | None = None
-            for name in [n for n in self.q if n.startswith(channel)]:
-                expired += self.purge(name, now)
-                if name in self.q:
-                    seq = self._head(name)[1]
-                    if best is None or seq < best[0]:
-                        best = (seq, name)
-            if best is None:
-                return None, expired
-            channel = best[1]
-        else:
-            expired = self.purge(channel, now)
-            if channel not in self.q:
-                return None, expired
+        """(next live payload of a normal channel or None, how many had expired)."""
+        expired = self.purge(channel, now)
+        if channel not in self.q:
+            return None, expired
         offset, size = self._drop_head(channel)
         start = offset + NODE.size
         return self.mm[start : start + size], expired
+
+    # -- process inboxes: one queue per layer, entries naming their local channels -------
+
+    def local_depth(self, channel: str) -> int:
+        """Messages for a process-local channel not yet taken by its owner."""
+        return self.dp.get(channel, 0)
+
+    def push_local(self, inbox: str, parts: list[str], deadline: float, payload: bytes) -> bool:
+        """Queue one entry for the local channels inbox+part; False if no room."""
+        entry = ",".join(parts).encode() + b"\n" + payload
+        if not self.push(inbox, deadline, entry):
+            return False
+        for part in parts:
+            channel = inbox + part
+            self.dp[channel] = self.dp.get(channel, 0) + 1
+        return True
+
+    def _parts(self, offset: int, size: int) -> list[str]:
+        start = offset + NODE.size
+        head = self.mm[start : start + min(size, 4096)]
+        return head[: head.index(b"\n")].decode().split(",")
+
+    def pop_inbox(
+        self, inbox: str, now: float, limit: int
+    ) -> tuple[list[tuple[float, bytes]], int]:
+        """Up to limit live (deadline, entry) of inbox, and how many messages had expired."""
+        expired = self.purge(inbox, now)
+        taken: list[tuple[float, bytes]] = []
+        while inbox in self.q and len(taken) < limit:
+            deadline = self._head(inbox)[2]
+            offset, size = self._drop_head(inbox)
+            start = offset + NODE.size
+            taken.append((deadline, self.mm[start : start + size]))
+        return taken, expired
+
+    def ack(self, counts: dict[str, int]) -> None:
+        """Release depth counts of local channels whose messages left their owner."""
+        dp = self.dp
+        for channel, count in counts.items():
+            left = dp.get(channel, 0) - count
+            if left > 0:
+                dp[channel] = left
+            else:
+                dp.pop(channel, None)
 
     def _drop_queue(self, channel: str) -> int:
         dropped = 0
@@ -178,7 +214,7 @@ class State:
     # -- watchers: who to wake when a channel gets a message ---------------------------
 
     def watch(self, channel: str, waker: str) -> None:
-        """Ask to be woken (once) when channel, or 'x!*' for 'x!', gets a message."""
+        """Ask to be woken (once) when channel (a normal channel or an inbox) gets one."""
         wakers = self.w.setdefault(channel, [])
         if waker not in wakers:
             wakers.append(waker)
@@ -188,11 +224,8 @@ class State:
         return waker in self.w.get(channel, ())
 
     def take_watchers(self, channel: str, into: set[str]) -> None:
-        """Move the watchers of channel (and of its inbox) into the set to wake."""
+        """Move the watchers of channel into the set to wake."""
         into.update(self.w.pop(channel, ()))
-        inbox = _inbox(channel)
-        if inbox is not None:
-            into.update(self.w.pop(inbox, ()))
 
     # -- groups ----------------------------------------------------------------------
 
@@ -231,6 +264,7 @@ class State:
         dropped = self.queued()
         self.q.clear()
         self.g.clear()
+        self.dp.clear()
         start, end = self.d["heap"]
         self.free[:] = [[start, end - start]]
         self._freed.clear()
@@ -247,11 +281,13 @@ class State:
             else:
                 del self.w[channel]
         dropped = sum(self._drop_queue(c) for c in [c for c in self.q if mark in c])
+        for channel in [c for c in self.dp if mark in c]:
+            del self.dp[channel]
         for group in list(self.g):
             for channel in [c for c in self.g[group] if mark in c]:
                 self.group_discard(group, channel)
         return dropped
 
     def queued(self) -> int:
-        """Messages queued in every channel."""
+        """Entries queued in every channel and inbox (an inbox entry may serve several)."""
         return sum(queue[2] for queue in self.q.values())

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import mmap
 import os
 import signal
 import sys
 from typing import Any
 
 from layers.ipc import IPCChannelLayer
+from layers.ipc.region import Region
+from layers.ipc.state import State
 
 
 def say(*words: object) -> None:
@@ -47,9 +50,36 @@ async def compete(layer: IPCChannelLayer, channel: str) -> None:
         say(message["seq"])
 
 
-async def spam(layer: IPCChannelLayer, run: str, size: str) -> None:
+def _mark_writes(path: str) -> None:
+    """Keep byte 0 of the file at path at 1 from a send's first heap write to its commit.
+
+    The parent reads it after kill -9 to tell that the kill landed inside a write.
+    """
+    with open(path, "r+b") as file:
+        phase = mmap.mmap(file.fileno(), 1)
+    push, push_local, commit = State.push, State.push_local, Region._commit
+
+    def marked_push(self: State, *args: Any) -> bool:
+        phase[0] = 1
+        return push(self, *args)
+
+    def marked_push_local(self: State, *args: Any) -> bool:
+        phase[0] = 1
+        return push_local(self, *args)
+
+    def marked_commit(self: Region, state: State) -> None:
+        commit(self, state)
+        phase[0] = 0
+
+    State.push = marked_push  # type: ignore[method-assign]
+    State.push_local = marked_push_local  # type: ignore[method-assign]
+    Region._commit = marked_commit  # type: ignore[method-assign]
+
+
+async def spam(layer: IPCChannelLayer, run: str, size: str, phase: str) -> None:
     """Send numbered, self-checking messages to 'crash' and group 'crashers' forever."""
     n = int(size)
+    _mark_writes(phase)
     say("ready")
     seq = 0
     while True:

@@ -44,28 +44,48 @@ def test_an_uncommitted_link_is_never_followed() -> None:
     assert state.pop("q", 0) == (None, 0)
 
 
-def test_pop_takes_the_oldest_of_an_inbox_and_drops_the_expired() -> None:
+def test_an_inbox_entry_serves_several_channels_and_counts_each() -> None:
     state = _state()
-    for channel, deadline, payload in (
-        ("x!b", 10.0, b"1"),
-        ("x!a", 1.0, b"2"),
-        ("x!a", 10.0, b"3"),
-        ("y", 10.0, b"4"),
-    ):
-        assert state.push(channel, deadline, payload)
-    assert state.pop("x!", now=5.0) == (b"1", 1)
-    assert state.pop("x!", now=5.0) == (b"3", 0)
-    assert state.pop("x!", now=5.0) == (None, 0)
-    assert list(state.q) == ["y"]
+    assert state.push_local("x!", ["a", "b"], 10.0, b"both")
+    assert state.push_local("x!", ["a"], 1.0, b"late")
+    assert (state.local_depth("x!a"), state.local_depth("x!b")) == (2, 1)
+    assert state.queued() == 2  # two entries, three messages
+    taken, expired = state.pop_inbox("x!", now=0.5, limit=10)
+    assert taken == [(10.0, b"a,b\nboth"), (1.0, b"a\nlate")]
+    assert expired == 0
+    # Taken from the region is not yet received: the owner releases the counts.
+    assert state.local_depth("x!a") == 2
+    state.ack({"x!a": 2, "x!b": 1})
+    assert state.dp == {}
 
 
-def test_watchers_are_used_up_by_a_send_to_the_channel_or_its_inbox() -> None:
+def test_an_expired_inbox_entry_releases_its_channels() -> None:
     state = _state()
-    state.watch("x!a", "c1.0")
+    assert state.push_local("x!", ["a", "b"], 1.0, b"old")
+    assert state.push_local("x!", ["a"], 10.0, b"new")
+    assert state.pop_inbox("x!", now=5.0, limit=10) == ([(10.0, b"a\nnew")], 2)
+    assert state.dp == {"x!a": 1}
+
+
+def test_a_client_leaving_takes_its_inbox_counts_and_memberships() -> None:
+    state = _state()
+    state.p["c1"] = 1
+    assert state.push_local("p.c1!", ["a"], 10.0, b"m")
+    state.group_add("g", "p.c1!a", 10.0)
+    state.group_add("g", "other", 10.0)
+    state.watch("q", "c1.0")
+    assert state.drop_client("c1") == 1
+    assert (state.q, state.dp, state.w, state.p) == ({}, {}, {}, {})
+    assert state.members("g", 0) == ["other"]
+
+
+def test_watchers_are_used_up_by_a_send() -> None:
+    state = _state()
+    state.watch("x!", "c1.0")
     state.watch("x!", "c1.1")
     state.watch("other", "c2.0")
     woken: set[str] = set()
-    state.take_watchers("x!a", woken)
+    state.take_watchers("x!", woken)
     assert woken == {"c1.0", "c1.1"}
-    assert not state.watching("x!a", "c1.0")
+    assert not state.watching("x!", "c1.0")
     assert state.watching("other", "c2.0")
