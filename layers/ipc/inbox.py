@@ -16,7 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ..exceptions import ChannelLayerError
+from ..exceptions import ChannelLayerClosed, ChannelLayerError
 
 if TYPE_CHECKING:
     from .layer import IPCChannelLayer
@@ -74,6 +74,13 @@ async def read_inbox(layer: IPCChannelLayer, inbox: str) -> None:
     Taking entries and buffering them happen with no await between, so cancelling the
     reader never loses one; while it waits, nothing is taken.
     """
+    try:
+        await _read(layer, inbox)
+    except ChannelLayerClosed:  # closed from another thread while this one read
+        return
+
+
+async def _read(layer: IPCChannelLayer, inbox: str) -> None:
     waker = await layer.wakers.here()
     while not layer.closed:
         with layer.txn() as txn:
