@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -14,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..base import ChannelLayer, GroupSendResult
-from ..exceptions import ChannelFull, ConfigError, InvalidChannelName
+from ..exceptions import BackendNotAvailable, ChannelFull, ConfigError, InvalidChannelName
 from ..local import LocalChannels
 from ..naming import check_prefix, non_local_name
 from .files import default_directory
@@ -46,6 +47,9 @@ class IPCChannelLayer(ChannelLayer):
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if not sys.platform.startswith("linux"):
+            # Wake-ups use Linux's abstract socket namespace; see wakeup.py.
+            raise BackendNotAvailable(f"IPCChannelLayer needs Linux, not {sys.platform}")
         if path is not None:
             if name is not None:
                 raise ConfigError("give the IPC region a name or a path, not both")

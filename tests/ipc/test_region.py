@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from layers.config import layer_from_url
-from layers.exceptions import ChannelFull, ConfigError, InvalidChannelName
+from layers.exceptions import BackendNotAvailable, ChannelFull, ConfigError, InvalidChannelName
 from layers.ipc import IPCChannelLayer
 from layers.ipc.files import default_directory
 from layers.ipc.region import DEFAULT_SIZE, MIN_SIZE
@@ -183,3 +185,29 @@ async def test_a_layer_dropped_without_close_does_not_keep_the_region(region_nam
     del dropped
     gc.collect()
     await kept.close()  # now the last user: the region goes (region_name checks)
+
+
+async def test_receiving_a_local_message_frees_capacity_for_other_senders(
+    open_layer: Any,
+) -> None:
+    owner, sender = open_layer(capacity=2), open_layer(capacity=2)
+    channel = await owner.new_channel()
+    await sender.send(channel, msg(1))
+    await sender.send(channel, msg(2))
+    with pytest.raises(ChannelFull, match="capacity of 2"):
+        await sender.send(channel, msg(3))  # buffered in the owner, still counted
+    await asyncio.sleep(0.05)  # the owner's reader buffers both and goes idle
+    assert (await recv(owner, channel))["seq"] == 1
+    for _ in range(200):  # the owner releases the count soon after, in a batch
+        try:
+            await sender.send(channel, msg(3))
+            break
+        except ChannelFull:
+            await asyncio.sleep(0.01)
+    assert [(await recv(owner, channel))["seq"] for _ in range(2)] == [2, 3]
+
+
+def test_needs_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "darwin")
+    with pytest.raises(BackendNotAvailable, match="needs Linux, not darwin"):
+        IPCChannelLayer(name="never-made")
