@@ -216,12 +216,20 @@ class IPCChannelLayer(ChannelLayer):
 
     async def _group_add(self, group: str, channel: str) -> None:
         with self.txn() as txn:
-            txn.state.group_add(group, channel, time.monotonic() + self.group_expiry)
-            txn.changed = True
+            deadline = time.monotonic() + self.group_expiry
+            added = txn.state.groups.add(group, channel, deadline)
+            txn.changed = added
+            error = None if added else txn.full(f"no room for group {group!r}'s members")
+        if error is not None:
+            raise error
 
     async def _group_discard(self, group: str, channel: str) -> None:
         with self.txn() as txn:
-            txn.changed = txn.state.group_discard(group, channel)
+            removed = txn.state.groups.discard(group, channel)
+            txn.changed = bool(removed)
+            error = None if removed is not None else txn.full(f"no room for group {group!r}")
+        if error is not None:
+            raise error
 
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
         try:
@@ -241,7 +249,7 @@ class IPCChannelLayer(ChannelLayer):
         with self.txn() as txn:
             state = txn.state
             inboxes: dict[str, list[str]] = {}
-            for channel in state.members(group, now):
+            for channel in state.groups.members(group, now):
                 if "!" in channel:
                     inbox = non_local_name(channel)
                     inboxes.setdefault(inbox, []).append(channel)
@@ -277,7 +285,7 @@ class IPCChannelLayer(ChannelLayer):
 
     async def _group_channels(self, group: str) -> list[str]:
         with self.txn() as txn:
-            return txn.state.members(group, time.monotonic())
+            return txn.state.groups.members(group, time.monotonic())
 
     async def _flush(self) -> None:
         self.local.clear()

@@ -24,6 +24,7 @@ import mmap
 import os
 import struct
 import threading
+import time
 import weakref
 import zlib
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ import msgpack
 
 from ..exceptions import ChannelFull, ChannelLayerClosed, ConfigError
 from .files import DATA, RegionDir
+from .groups import GroupCache
 from .state import State
 
 __all__ = ["DEFAULT_SIZE", "MIN_SIZE", "Region", "Txn"]
@@ -93,6 +95,7 @@ class Region:
         self.client_id = client_id
         self._lock = threading.Lock()
         self._cache: tuple[int, int, State] | None = None
+        self._groups = GroupCache()
         self.recovered = 0  # dead participants reaped when this one joined
         self.closed = False
         self.dir.lock()
@@ -133,7 +136,7 @@ class Region:
                 if self.dir.alive(client):
                     alive = True
                 else:
-                    state.drop_client(client)
+                    state.drop_client(client, time.monotonic())
                     self.recovered += 1
         for stray in self.dir.strays({*(state.p if state else ()), self.client_id}):
             self.dir.alive(stray)  # removes the file of one that died while joining
@@ -145,7 +148,7 @@ class Region:
                     self.recovered,
                 )
             _HEADER.pack_into(self.mm, 0, _MAGIC, self.size, self.slot_size)
-            state = State.fresh(self.mm, self.heap_start, self.size)
+            state = State.fresh(self.mm, self.heap_start, self.size, self._groups)
         state.p[self.client_id] = os.getpid()
         self._commit(state)
 
@@ -154,7 +157,7 @@ class Region:
         dropped = 0
         for client in list(txn.state.p):
             if client != self.client_id and not self.dir.alive(client):
-                dropped += txn.state.drop_client(client)
+                dropped += txn.state.drop_client(client, time.monotonic())
                 txn.changed = True
         return dropped
 
@@ -167,7 +170,7 @@ class Region:
             self.dir.relock()
             try:
                 txn = Txn(self, self._load())
-                dropped = txn.state.drop_client(self.client_id) + self.reap(txn)
+                dropped = txn.state.drop_client(self.client_id, time.monotonic()) + self.reap(txn)
                 self.closed = True
                 if txn.state.p:
                     self._commit(txn.state)
@@ -195,7 +198,7 @@ class Region:
         if zlib.crc32(body) != crc:
             return None
         data: dict[str, Any] = msgpack.unpackb(body, strict_map_key=False)
-        return gen, State(data, self.mm)
+        return gen, State(data, self.mm, self._groups)
 
     def _load_or_none(self) -> State | None:
         """The committed index, or None if the region is new or not ours."""
@@ -221,12 +224,13 @@ class Region:
     def _load(self) -> State:
         state = self._load_or_none()
         if state is None:
-            state = State.fresh(self.mm, self.heap_start, self.size)
+            state = State.fresh(self.mm, self.heap_start, self.size, self._groups)
             state.p[self.client_id] = os.getpid()
         return state
 
     def _commit(self, state: State) -> None:
-        state.settle()
+        if not state.settle():
+            raise Txn(self, state).full("no room for the group directory")
         body = msgpack.packb(state.d, use_bin_type=True)
         if len(body) > self.slot_size - _SLOT.size:
             raise Txn(self, state).full(f"its index needs {len(body)} of {self.slot_size} bytes")
@@ -274,6 +278,6 @@ class Region:
                 "region_index_fill": index / (self.slot_size - _SLOT.size),
                 "region_queued": state.queued(),
                 "region_channels": len(state.q),
-                "region_groups": len(state.g),
+                "region_groups": len(state.groups.where),
                 "region_users": len(state.p),
             }

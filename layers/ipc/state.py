@@ -20,6 +20,8 @@ import mmap
 import struct
 from typing import Any
 
+from .groups import GroupCache, Groups
+
 __all__ = ["NODE", "State"]
 
 # next node (0: none), sequence, deadline (time.monotonic: one clock for the whole
@@ -35,11 +37,11 @@ def _aligned(size: int) -> int:
 class State:
     """The index of one region, with the heap it describes."""
 
-    def __init__(self, data: dict[str, Any], mm: mmap.mmap) -> None:
+    def __init__(self, data: dict[str, Any], mm: mmap.mmap, cache: GroupCache) -> None:
         self.d = data
         self.mm = mm
         self.q: dict[str, list[int]] = data["q"]  # channel -> [head, tail, count]
-        self.g: dict[str, dict[str, float]] = data["g"]
+        self.groups = Groups(self, cache)
         self.w: dict[str, list[str]] = data["w"]
         self.p: dict[str, int] = data["p"]
         self.free: list[list[int]] = data["free"]
@@ -49,12 +51,12 @@ class State:
         self._freed: list[tuple[int, int]] = []
 
     @classmethod
-    def fresh(cls, mm: mmap.mmap, heap_start: int, heap_end: int) -> State:
+    def fresh(cls, mm: mmap.mmap, heap_start: int, heap_end: int, cache: GroupCache) -> State:
         """An empty index over the heap [heap_start, heap_end)."""
-        data = {"seq": 0, "q": {}, "g": {}, "w": {}, "p": {}, "dp": {}}
+        data = {"seq": 0, "q": {}, "gd": None, "w": {}, "p": {}, "dp": {}}
         data["heap"] = [heap_start, heap_end]
         data["free"] = [[heap_start, heap_end - heap_start]]
-        return cls(data, mm)
+        return cls(data, mm, cache)
 
     # -- the heap ------------------------------------------------------------------
 
@@ -72,8 +74,25 @@ class State:
     def _release(self, offset: int, size: int) -> None:
         self._freed.append((offset, _aligned(NODE.size + size)))
 
-    def settle(self) -> None:
-        """Return this transaction's freed space to the free list (just before commit)."""
+    def alloc_raw(self, size: int) -> int | None:
+        """Heap space for size bytes of something other than a message node."""
+        return self._alloc(size)
+
+    def release_raw(self, offset: int, size: int) -> None:
+        """Free what alloc_raw gave, at commit."""
+        self._freed.append((offset, _aligned(size)))
+
+    def next_seq(self) -> int:
+        """A number never handed out before in this region."""
+        seq: int = self.d["seq"]
+        self.d["seq"] = seq + 1
+        return seq
+
+    def settle(self) -> bool:
+        """Write what waits for the commit, then return this transaction's freed space to
+        the free list (just before commit); False if there was no room."""
+        if not self.groups.save():
+            return False
         free = self.free
         for offset, size in self._freed:
             i = bisect.bisect_left(free, offset, key=lambda extent: extent[0])
@@ -86,6 +105,7 @@ class State:
                 free[i][1] += free[i + 1][1]
                 del free[i + 1]
         self._freed.clear()
+        return True
 
     def heap_used(self) -> int:
         """Bytes of the heap held by queued messages."""
@@ -104,8 +124,7 @@ class State:
         offset = self._alloc(NODE.size + len(payload))
         if offset is None:
             return False
-        seq = self.d["seq"]
-        self.d["seq"] = seq + 1
+        seq = self.next_seq()
         NODE.pack_into(self.mm, offset, 0, seq, deadline, len(payload))
         start = offset + NODE.size
         self.mm[start : start + len(payload)] = payload
@@ -227,50 +246,26 @@ class State:
         """Move the watchers of channel into the set to wake."""
         into.update(self.w.pop(channel, ()))
 
-    # -- groups ----------------------------------------------------------------------
-
-    def group_add(self, group: str, channel: str, deadline: float) -> None:
-        """Add or renew a membership until deadline."""
-        self.g.setdefault(group, {})[channel] = deadline
-
-    def group_discard(self, group: str, channel: str) -> bool:
-        """Remove a membership; True if there was one."""
-        members = self.g.get(group)
-        if members is None or channel not in members:
-            return False
-        del members[channel]
-        if not members:
-            del self.g[group]
-        return True
-
-    def members(self, group: str, now: float) -> list[str]:
-        """The live members of group."""
-        return [c for c, deadline in self.g.get(group, {}).items() if deadline > now]
-
     # -- housekeeping ----------------------------------------------------------------
 
     def sweep(self, now: float) -> int:
         """Drop expired messages and memberships everywhere; return messages dropped."""
         dropped = sum(self.purge(channel, now) for channel in list(self.q))
-        for group, members in list(self.g.items()):
-            for channel in [c for c, deadline in members.items() if deadline <= now]:
-                del members[channel]
-            if not members:
-                del self.g[group]
+        self.groups.prune(now)
         return dropped
 
     def flush(self) -> int:
         """Drop every message and group (watchers stay); return messages dropped."""
         dropped = self.queued()
         self.q.clear()
-        self.g.clear()
+        self.groups.clear()
         self.dp.clear()
         start, end = self.d["heap"]
         self.free[:] = [[start, end - start]]
         self._freed.clear()
         return dropped
 
-    def drop_client(self, client_id: str) -> int:
+    def drop_client(self, client_id: str, now: float) -> int:
         """Forget a participant: its watchers, its local channels' messages and memberships."""
         self.p.pop(client_id, None)
         mark = f".{client_id}!"
@@ -283,9 +278,7 @@ class State:
         dropped = sum(self._drop_queue(c) for c in [c for c in self.q if mark in c])
         for channel in [c for c in self.dp if mark in c]:
             del self.dp[channel]
-        for group in list(self.g):
-            for channel in [c for c in self.g[group] if mark in c]:
-                self.group_discard(group, channel)
+        self.groups.prune(now, mark)
         return dropped
 
     def queued(self) -> int:

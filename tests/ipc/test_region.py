@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sys
 from pathlib import Path
@@ -152,29 +153,31 @@ async def test_a_full_index_refuses_sends_and_group_send_counts_the_drops(
     layer = open_layer(size=MIN_SIZE)
     for i in range(20):
         await layer.group_add("g", f"member.{i}")
-    added = 0
+    sent = 0
     full: ChannelFull | None = None
-    while full is None:  # memberships live in the index: fill it up with them
+    while full is None:  # each channel with a message takes a little of the index
         try:
-            await layer.group_add("padding", f"p.{added:06d}.{'x' * 80}")
-            added += 1
+            await layer.send(f"p.{sent:06d}.{'x' * 80}", msg())
+            sent += 1
         except ChannelFull as exc:
             full = exc
-    assert added > 100
+    assert sent > 100
     assert "its index needs" in str(full)
     await layer.group_send("g", msg())  # never raises ChannelFull
     assert layer.stats()["dropped_full"] == 20
-    errors = []
-    for i in range(50):  # each new channel takes a little of the index
-        try:
-            await layer.send(f"new.{i}", msg())
-        except ChannelFull as exc:
-            errors.append(str(exc))
-    assert errors
-    assert "its index needs" in errors[0]
     await layer.flush()  # and the layer is usable again
     await layer.send("new.channel", msg(5))
     assert (await recv(layer, "new.channel"))["seq"] == 5
+
+
+async def test_a_full_heap_refuses_group_add(open_layer: Any) -> None:
+    layer = open_layer(size=MIN_SIZE, capacity=100_000)
+    for size in (30_000, 3_000, 300, 1):  # fill the heap down to its last crumbs
+        with contextlib.suppress(ChannelFull):
+            while True:
+                await layer.send(f"fill.{size}", msg(body="x" * size))
+    with pytest.raises(ChannelFull, match="region .* is full.*no room for group 'g'"):
+        await layer.group_add("g", "x" * 90)
 
 
 async def test_a_layer_dropped_without_close_does_not_keep_the_region(region_name: str) -> None:

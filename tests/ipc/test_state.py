@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import mmap
 
+from layers.ipc.groups import GroupCache
 from layers.ipc.state import NODE, State
 
 
 def _state(size: int = 4096) -> State:
-    return State.fresh(mmap.mmap(-1, size), 64, size)
+    return State.fresh(mmap.mmap(-1, size), 64, size, GroupCache())
 
 
 def test_freed_space_is_reused_only_after_settle_and_coalesces() -> None:
@@ -71,12 +72,12 @@ def test_a_client_leaving_takes_its_inbox_counts_and_memberships() -> None:
     state = _state()
     state.p["c1"] = 1
     assert state.push_local("p.c1!", ["a"], 10.0, b"m")
-    state.group_add("g", "p.c1!a", 10.0)
-    state.group_add("g", "other", 10.0)
+    assert state.groups.add("g", "p.c1!a", 10.0)
+    assert state.groups.add("g", "other", 10.0)
     state.watch("q", "c1.0")
-    assert state.drop_client("c1") == 1
+    assert state.drop_client("c1", now=0) == 1
     assert (state.q, state.dp, state.w, state.p) == ({}, {}, {}, {})
-    assert state.members("g", 0) == ["other"]
+    assert state.groups.members("g", 0) == ["other"]
 
 
 def test_watchers_are_used_up_by_a_send() -> None:
@@ -89,3 +90,25 @@ def test_watchers_are_used_up_by_a_send() -> None:
     assert woken == {"c1.0", "c1.1"}
     assert not state.watching("x!", "c1.0")
     assert state.watching("other", "c2.0")
+
+
+def test_a_group_blob_is_rewritten_elsewhere_and_the_old_one_freed_at_commit() -> None:
+    state = _state()
+    assert state.groups.add("g", "a", 10.0)
+    first = list(state.groups.where["g"])
+    state.settle()
+    used = state.heap_used()
+    assert state.groups.add("g", "b", 10.0)
+    assert state.groups.where["g"][0] != first[0]  # never changed in place
+    assert state.heap_used() > used  # the old blob is still there until commit
+    state.settle()
+    # Another process decodes the blobs it finds; expired memberships are pruned.
+    other = State(state.d, state.mm, GroupCache())
+    assert sorted(other.groups.members("g", 0)) == ["a", "b"]
+    assert other.groups.discard("g", "a") is True
+    assert other.groups.discard("g", "a") is False
+    other.groups.prune(now=20.0)
+    assert other.groups.where == {}
+    assert other.settle()
+    assert other.d["gd"] is None
+    assert other.heap_used() == 0
