@@ -33,7 +33,7 @@ from typing import Any
 
 import msgpack
 
-from ..exceptions import ChannelFull, ChannelLayerClosed, ConfigError
+from ..exceptions import ChannelFull, ChannelLayerClosed, ChannelLayerError, ConfigError
 from .files import DATA, RegionDir
 from .groups import GroupCache
 from .state import State
@@ -98,6 +98,7 @@ class Region:
         self._groups = GroupCache()
         self.recovered = 0  # dead participants reaped when this one joined
         self.closed = False
+        self.pid = os.getpid()
         self.dir.lock()
         try:
             self.mm, self.size = self._map(size)
@@ -250,6 +251,11 @@ class Region:
         with self._lock:
             if self.closed:
                 raise ChannelLayerClosed("the IPC region was closed")
+            if os.getpid() != self.pid:
+                # A forked child would share this process's liveness lock and client id.
+                raise ChannelLayerError(
+                    "an IPCChannelLayer cannot be used across fork(): make one in each process"
+                )
             self.dir.relock()
             try:
                 txn = Txn(self, self._load())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,13 @@ from typing import Any
 import pytest
 
 from layers.config import layer_from_url
-from layers.exceptions import BackendNotAvailable, ChannelFull, ConfigError, InvalidChannelName
+from layers.exceptions import (
+    BackendNotAvailable,
+    ChannelFull,
+    ChannelLayerError,
+    ConfigError,
+    InvalidChannelName,
+)
 from layers.ipc import IPCChannelLayer
 from layers.ipc.files import default_directory
 from layers.ipc.region import DEFAULT_SIZE, MIN_SIZE
@@ -214,3 +221,23 @@ def test_needs_linux(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "darwin")
     with pytest.raises(BackendNotAvailable, match="needs Linux, not darwin"):
         IPCChannelLayer(name="never-made")
+
+
+async def test_a_forked_child_cannot_use_its_parents_layer(open_layer: Any) -> None:
+    layer = open_layer()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what using the inherited layer does, and vanish
+        try:
+            asyncio.run(layer.send("c", msg()))
+            outcome = b"sent"
+        except ChannelLayerError as exc:
+            outcome = str(exc).encode()
+        os.write(write, outcome)
+        os._exit(0)
+    os.close(write)
+    await asyncio.to_thread(os.waitpid, pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read().startswith(b"an IPCChannelLayer cannot be used across fork()")
+    await layer.send("c", msg(1))  # the parent's layer is unharmed
+    assert (await recv(layer, "c"))["seq"] == 1
