@@ -35,7 +35,7 @@ class IPCChannelLayer(ChannelLayer):
 
     The region is named by ``name`` (default: the prefix) and lives in
     /dev/shm/chanlayers-<name>, or in the directory ``path``. ``size`` (default 32 MiB,
-    used when the region is created) bounds what it can hold.
+    used when the region is created) bounds what it can hold. Linux only.
     """
 
     def __init__(

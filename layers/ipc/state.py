@@ -1,9 +1,10 @@
 """The region's index and its queues.
 
-The index is one small msgpack document: per channel only (head, tail, count), the
-groups, the watchers, the participants and the heap's free list. Messages live in the
-heap as linked nodes, each a header and its payload, so a send or a receive costs the
-same however long the queues are.
+The index is one small msgpack document: per channel or inbox only (head, tail,
+count), the depth counts of local channels, the watchers, the participants, the
+heap's free list, and where the groups are (groups.py). Messages live in the heap as
+linked nodes, each a header and its payload, so a send or a receive costs the same
+however long the queues are.
 
 Why this survives a writer killed at any instant (region.py commits the index with
 one store): a new node is written into space the committed index calls free; linking
