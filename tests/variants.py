@@ -9,6 +9,7 @@ from typing import Any
 
 from layers.base import ChannelLayer
 from layers.inmemory import InMemoryChannelLayer
+from layers.ipc import IPCChannelLayer
 from layers.redis import RedisChannelLayer
 
 ENCRYPTION_KEYS = ["contract-suite-key"]
@@ -45,6 +46,16 @@ VARIANTS = [
         "inmemory-encrypted",
         InMemoryChannelLayer,
         shared=False,
+        encrypted=True,
+        options={"symmetric_encryption_keys": ENCRYPTION_KEYS},
+    ),
+    # The region's name defaults to the prefix: each test gets its own region, and a
+    # peer made with the same prefix shares it, as another process would.
+    Variant("ipc", IPCChannelLayer, shared=True),
+    Variant(
+        "ipc-encrypted",
+        IPCChannelLayer,
+        shared=True,
         encrypted=True,
         options={"symmetric_encryption_keys": ENCRYPTION_KEYS},
     ),

@@ -1,0 +1,315 @@
+"""IPCChannelLayer: the processes of one host share channels and groups, no server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..base import ChannelLayer, GroupSendResult
+from ..exceptions import BackendNotAvailable, ChannelFull, ConfigError, InvalidChannelName
+from ..local import LocalChannels
+from ..naming import check_prefix, non_local_name
+from .files import default_directory
+from .inbox import Acks, flush_acks, read_inbox
+from .region import DEFAULT_SIZE, Region, Txn
+from .state import State
+from .wakeup import Notifier, Wakers
+
+__all__ = ["IPCChannelLayer"]
+
+log = logging.getLogger("layers.ipc")
+_MAX_SWEEP_INTERVAL = 30.0
+
+
+class IPCChannelLayer(ChannelLayer):
+    """Channel layer in a shared-memory region: every layer opened with one name shares it.
+
+    The region is named by ``name`` (default: the prefix) and lives in
+    /dev/shm/chanlayers-<name>, or in the directory ``path``. ``size`` (default 32 MiB,
+    used when the region is created) bounds what it can hold. Linux only.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        size: int = DEFAULT_SIZE,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if not sys.platform.startswith("linux"):
+            # Wake-ups use Linux's abstract socket namespace; see wakeup.py.
+            raise BackendNotAvailable(f"IPCChannelLayer needs Linux, not {sys.platform}")
+        if path is not None:
+            if name is not None:
+                raise ConfigError("give the IPC region a name or a path, not both")
+            if not isinstance(path, str | os.PathLike) or not str(path):
+                raise ConfigError(f"path must be a directory path, got {path!r}")
+            directory = Path(path)
+        else:
+            region_name = self.prefix if name is None else name
+            directory = default_directory(check_prefix(region_name, "name"))
+        self.region = Region(directory, size, self.client_id)
+        self.notifier = Notifier()
+        self.wakers = Wakers(self.client_id, self._used_watches)
+        self._sweep_interval = min(self.expiry, self.group_expiry, _MAX_SWEEP_INTERVAL) / 2
+        self.acks = Acks()
+        self.local = LocalChannels(
+            self.counters, sweep_interval=self._sweep_interval, on_remove=self._on_remove
+        )
+        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._next_sweep = time.monotonic() + self._sweep_interval
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> IPCChannelLayer:
+        """A layer from ipc://<name>?option=value, or ipc:///a/directory for a path."""
+        from ..config import options_from_query
+
+        parts = urlsplit(url)
+        options: dict[str, Any] = {**options_from_query(parts.query), **overrides}
+        if parts.netloc:
+            options.setdefault("name", parts.netloc)
+        elif parts.path:
+            options.setdefault("path", parts.path)
+        else:
+            raise ConfigError(f"an ipc:// URL needs a region name, as in ipc://myapp; got {url!r}")
+        return cls(**options)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def txn(self) -> Iterator[Txn]:
+        """A region transaction that also releases pending depth counts, sweeps now and
+        then, and wakes receivers after."""
+        acks = self.acks.take()
+        try:
+            with self.region.transaction() as txn:
+                if acks:
+                    txn.state.ack(acks)
+                    txn.changed = True
+                yield txn
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._next_sweep = now + self._sweep_interval
+                    self.counters.dropped_expired += txn.state.sweep(now)
+                    self.region.reap(txn)
+                    txn.changed = True
+        except BaseException:
+            if acks:
+                self.acks.give_back(acks)
+            raise
+        if txn.wake:
+            self.notifier.wake(txn.wake)
+
+    def _on_remove(self, channel: str, count: int) -> None:
+        # Messages of a local channel left the buffers: release their capacity soon,
+        # in one transaction for everything that leaves meanwhile.
+        if self.acks.add(channel, count):
+            with contextlib.suppress(RuntimeError):  # no loop: the next transaction does
+                asyncio.get_running_loop().call_soon(flush_acks, self)
+
+    def _ensure_reader(self, inbox: str) -> None:
+        task = self._readers.get(inbox)
+        if task is not None and not task.done() and not task.get_loop().is_closed():
+            return
+        self._check_open()
+        self._readers[inbox] = asyncio.get_running_loop().create_task(
+            read_inbox(self, inbox), name=f"chanlayers ipc inbox {inbox}"
+        )
+
+    def _purge(self, txn: Txn, channel: str, now: float) -> None:
+        expired = txn.state.purge(channel, now)
+        if expired:
+            self.counters.dropped_expired += expired
+            txn.changed = True
+
+    def _sweep_for_room(self) -> bool:
+        """Sweep expired messages out now, committed, so their space can be reused."""
+        with self.txn() as txn:
+            dropped = txn.state.sweep(time.monotonic())
+            self.counters.dropped_expired += dropped
+            txn.changed = dropped > 0
+        return dropped > 0
+
+    def _used_watches(self, ident: str, channels: list[str]) -> list[str]:
+        with self.region.transaction() as txn:
+            state: State = txn.state
+            return [c for c in channels if not state.watching(c, ident)]
+
+    # -- the transport ---------------------------------------------------------------------
+
+    async def _send(self, channel: str, payload: bytes) -> None:
+        capacity = self.capacity_rules(channel)
+        inbox = non_local_name(channel) if "!" in channel else None
+        while True:
+            now = time.monotonic()
+            # Errors are raised once the transaction is over, so what it purged commits.
+            with self.txn() as txn:
+                state = txn.state
+                region_full = False
+                if inbox is None:
+                    self._purge(txn, channel, now)
+                    depth = state.depth(channel)
+                else:
+                    self._purge(txn, inbox, now)
+                    depth = state.local_depth(channel)
+                if depth >= capacity:
+                    error = ChannelFull(
+                        f"channel {channel!r} is at its capacity of {capacity} messages"
+                    )
+                elif (
+                    state.push(channel, now + self.expiry, payload)
+                    if inbox is None
+                    else state.push_local(
+                        inbox, [channel[len(inbox) :]], now + self.expiry, payload
+                    )
+                ):
+                    state.take_watchers(channel if inbox is None else inbox, txn.wake)
+                    txn.changed = True
+                    return
+                else:
+                    region_full = True
+                    error = txn.full(f"no room for a message of {len(payload)} bytes")
+            # Space freed in a transaction is reusable only once committed: sweep, retry.
+            if not region_full or not self._sweep_for_room():
+                raise error
+
+    async def _receive(self, channel: str) -> bytes:
+        if "!" in channel:
+            inbox = non_local_name(channel)
+            if not inbox[:-1].endswith("." + self.client_id):
+                raise InvalidChannelName(
+                    f"channel {channel!r} belongs to another process or layer: only the "
+                    "layer whose new_channel() made it can receive on it"
+                )
+            self._ensure_reader(inbox)
+            return await self.local.get(channel, partial(self._ensure_reader, inbox))
+        waker = await self.wakers.here()
+        while True:
+            self._check_open()
+            now = time.monotonic()
+            with self.txn() as txn:
+                payload, expired = txn.state.pop(channel, now)
+                self.counters.dropped_expired += expired
+                if payload is not None or expired:
+                    txn.changed = True
+                if payload is None and not txn.state.watching(channel, waker.ident):
+                    txn.state.watch(channel, waker.ident)
+                    txn.changed = True
+            if payload is not None:
+                return payload
+            # Nothing is taken while we wait, so a cancellation here loses nothing.
+            await waker.wait(channel)
+
+    async def _new_channel(self, name: str) -> None:
+        self._ensure_reader(non_local_name(name))
+
+    async def _group_add(self, group: str, channel: str) -> None:
+        with self.txn() as txn:
+            deadline = time.monotonic() + self.group_expiry
+            added = txn.state.groups.add(group, channel, deadline)
+            txn.changed = added
+            error = None if added else txn.full(f"no room for group {group!r}'s members")
+        if error is not None:
+            raise error
+
+    async def _group_discard(self, group: str, channel: str) -> None:
+        with self.txn() as txn:
+            removed = txn.state.groups.discard(group, channel)
+            txn.changed = bool(removed)
+            error = None if removed is not None else txn.full(f"no room for group {group!r}")
+        if error is not None:
+            raise error
+
+    async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
+        try:
+            return self._group_send_now(group, payload)
+        except ChannelFull as exc:  # the index itself is out of room: nothing was queued
+            members = await self._group_channels(group)
+            log.warning(
+                "group_send to %r dropped for all %d member(s): %s", group, len(members), exc
+            )
+            return 0, len(members)
+
+    def _group_send_now(self, group: str, payload: bytes) -> GroupSendResult:
+        now = time.monotonic()
+        deadline = now + self.expiry
+        capacity = self.capacity_rules
+        delivered = dropped = 0
+        with self.txn() as txn:
+            state = txn.state
+            inboxes: dict[str, list[str]] = {}
+            for channel in state.groups.members(group, now):
+                if "!" in channel:
+                    inbox = non_local_name(channel)
+                    inboxes.setdefault(inbox, []).append(channel)
+                    continue
+                self._purge(txn, channel, now)
+                if state.depth(channel) >= capacity(channel):
+                    dropped += 1
+                elif state.push(channel, deadline, payload):
+                    state.take_watchers(channel, txn.wake)
+                    delivered += 1
+                else:
+                    dropped += self._no_room(txn, group, [channel], payload)
+            for inbox, channels in inboxes.items():
+                self._purge(txn, inbox, now)
+                room = [c for c in channels if state.local_depth(c) < capacity(c)]
+                dropped += len(channels) - len(room)
+                parts = [c[len(inbox) :] for c in room]
+                if not room:
+                    continue
+                if state.push_local(inbox, parts, deadline, payload):
+                    state.take_watchers(inbox, txn.wake)
+                    delivered += len(room)
+                else:
+                    dropped += self._no_room(txn, group, room, payload)
+            txn.changed = True
+        return delivered, dropped
+
+    @staticmethod
+    def _no_room(txn: Txn, group: str, channels: list[str], payload: bytes) -> int:
+        error = txn.full(f"no room for a message of {len(payload)} bytes")
+        log.warning("group_send to %r skipped %s: %s", group, ", ".join(channels), error)
+        return len(channels)
+
+    async def _group_channels(self, group: str) -> list[str]:
+        with self.txn() as txn:
+            return txn.state.groups.members(group, time.monotonic())
+
+    async def _flush(self) -> None:
+        self.local.clear()
+        with self.txn() as txn:
+            self.counters.flushed += txn.state.flush()
+            txn.changed = True
+
+    async def _close(self) -> None:
+        here = asyncio.get_running_loop()
+        readers = list(self._readers.values())
+        self._readers.clear()
+        self.local.close()
+        for task in readers:
+            if task.get_loop() is here:
+                task.cancel()
+            elif not task.get_loop().is_closed():
+                task.get_loop().call_soon_threadsafe(task.cancel)
+        await asyncio.gather(*[t for t in readers if t.get_loop() is here], return_exceptions=True)
+        self.wakers.close()
+        self.notifier.close()
+        self.region.close()
+
+    def _stats(self) -> dict[str, Any]:
+        if self.region.closed:
+            return {}
+        figures = self.region.figures()
+        return {**self.local.snapshot(), **figures, "region_recovered": self.region.recovered}

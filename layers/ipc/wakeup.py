@@ -1,0 +1,176 @@
+"""Waking receivers in other processes: one Unix datagram socket per event loop.
+
+Each event loop that receives binds a socket in the abstract namespace (Linux): it
+needs no file, so a crash leaves nothing behind, and a send to a dead one fails at
+once. A receiver that finds its channel empty leaves a one-shot watch in the index,
+in the same locked transaction. The sender that uses up the watch sends one datagram
+after committing. The datagram only says "look": the woken loop checks in the index
+which of its watches were used up and wakes those channels' waiters. So a datagram
+lost to a full socket buffer loses nothing, since a full buffer is itself a wake-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import threading
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable
+
+__all__ = ["Notifier", "Waker", "Wakers"]
+
+log = logging.getLogger("layers.ipc")
+_NAMESPACE = b"\0chanlayers-ipc/"
+
+# Given the channels a loop waits on, the ones whose watch was used up.
+Check = Callable[[str, list[str]], list[str]]
+
+
+def _address(ident: str) -> bytes:
+    return _NAMESPACE + ident.encode()
+
+
+class Notifier:
+    """Sends wake-up datagrams; one per layer, usable from any thread."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._finalizer = weakref.finalize(self, self._sock.close)
+
+    def wake(self, idents: Iterable[str]) -> None:
+        """Nudge each listed loop; a dead or busy one needs nothing more."""
+        for ident in idents:
+            # ConnectionRefused/FileNotFound: that loop is gone, its watch with it.
+            # BlockingIOError: its buffer is full, so it will look anyway.
+            with contextlib.suppress(OSError):
+                self._sock.sendto(b"w", _address(ident))
+
+    def close(self) -> None:
+        """Close the sending socket."""
+        self._finalizer()
+
+
+class Waker:
+    """One event loop's socket and the receivers of that loop waiting on channels."""
+
+    def __init__(self, ident: str, check: Check) -> None:
+        self.ident = ident
+        self.loop = asyncio.get_running_loop()
+        self._check = check
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._sock.bind(_address(ident))
+        self.loop.add_reader(self._sock.fileno(), self._readable)
+        self.closed = False
+        self.finalizer: AsyncIterator[None] | None = None
+
+    async def wait(self, channel: str) -> None:
+        """Wait until channel's watch (left by the caller just now) is used up."""
+        future = self.loop.create_future()
+        waiters = self._waiters.setdefault(channel, [])
+        waiters.append(future)
+        try:
+            await future
+        finally:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[channel]
+
+    def _readable(self) -> None:
+        try:
+            while True:
+                self._sock.recv(64)
+        except BlockingIOError:
+            pass
+        except OSError:
+            return
+        if not self._waiters:
+            return
+        try:
+            used = self._check(self.ident, list(self._waiters))
+        except Exception:  # closed meanwhile: close() wakes everyone anyway
+            log.debug("wake-up check failed", exc_info=True)
+            return
+        for channel in used:
+            # Every waiter of the channel retries: one takes the message, the others
+            # watch again. A cancelled one can therefore never strand a message.
+            for future in self._waiters.get(channel, ()):
+                if not future.done():
+                    future.set_result(None)
+
+    def close(self) -> None:
+        """Stop listening and wake every waiter (they find the layer closed); in-loop."""
+        if self.closed:
+            return
+        self.closed = True
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._sock.fileno())
+        self._sock.close()
+        for waiters in self._waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
+
+
+async def _close_at_loop_shutdown(waker: Waker, wakers: Wakers) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        wakers.forget(waker)
+        waker.close()
+
+
+class Wakers:
+    """One Waker per event loop, closed at that loop's shutdown_asyncgens()."""
+
+    def __init__(self, client_id: str, check: Check) -> None:
+        self._client_id = client_id
+        self._check = check
+        self._counter = itertools.count()
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Waker] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    async def here(self) -> Waker:
+        """The running loop's Waker, made on first use."""
+        loop = asyncio.get_running_loop()
+        waker = self._per_loop.get(loop)
+        if waker is not None:
+            return waker
+        with self._lock:
+            waker = Waker(f"{self._client_id}.{next(self._counter)}", self._check)
+            self._per_loop[loop] = waker
+        finalizer = _close_at_loop_shutdown(waker, self)
+        await finalizer.__anext__()  # registers it with this loop's shutdown_asyncgens
+        waker.finalizer = finalizer  # kept alive with the Waker, or GC would run it early
+        return waker
+
+    def forget(self, waker: Waker) -> None:
+        """Drop a Waker whose loop is shutting down."""
+        with self._lock:
+            if self._per_loop.get(waker.loop) is waker:
+                del self._per_loop[waker.loop]
+
+    def close(self) -> None:
+        """Close every loop's Waker: this loop's now, running loops' in their own loop."""
+        with self._lock:
+            wakers = list(self._per_loop.values())
+            self._per_loop.clear()
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        for waker in wakers:
+            if waker.loop is here or waker.loop.is_closed():
+                waker.close()
+            else:
+                try:
+                    waker.loop.call_soon_threadsafe(waker.close)
+                except RuntimeError:  # closed in the meantime
+                    waker.close()

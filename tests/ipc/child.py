@@ -1,0 +1,145 @@
+"""A participant in another process, driven by the multi-process tests.
+
+Usage: python -m tests.ipc.child <mode> <region name> [args]. It reports on stdout,
+one line per event, and flushes each line so the parent can follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import mmap
+import os
+import signal
+import sys
+from typing import Any
+
+from layers.ipc import IPCChannelLayer
+from layers.ipc.region import Region
+from layers.ipc.state import State
+
+
+def say(*words: object) -> None:
+    """One line to the parent."""
+    print(*words, flush=True)
+
+
+def body(run: int, seq: int, size: int) -> str:
+    """A payload whose every byte depends on (run, seq): a torn one cannot pass check()."""
+    unit = hashlib.sha256(f"{run}:{seq}".encode()).hexdigest()
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+async def member(layer: IPCChannelLayer, group: str) -> None:
+    """Join group with a new local channel, report it, then report one message."""
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    say("ready", channel)
+    message = await layer.receive(channel)
+    say(json.dumps(message))
+
+
+async def compete(layer: IPCChannelLayer, channel: str) -> None:
+    """Receive channel until a stop message; report every seq, one per line."""
+    say("ready")
+    while True:
+        message = await layer.receive(channel)
+        if message["type"] == "stop":
+            return
+        say(message["seq"])
+
+
+def _mark_writes(path: str) -> None:
+    """Keep byte 0 of the file at path at 1 from a send's first heap write to its commit.
+
+    The parent reads it after kill -9 to tell that the kill landed inside a write.
+    """
+    with open(path, "r+b") as file:
+        phase = mmap.mmap(file.fileno(), 1)
+    push, push_local, commit = State.push, State.push_local, Region._commit
+
+    def marked_push(self: State, *args: Any) -> bool:
+        phase[0] = 1
+        return push(self, *args)
+
+    def marked_push_local(self: State, *args: Any) -> bool:
+        phase[0] = 1
+        return push_local(self, *args)
+
+    def marked_commit(self: Region, state: State) -> None:
+        commit(self, state)
+        phase[0] = 0
+
+    State.push = marked_push  # type: ignore[method-assign]
+    State.push_local = marked_push_local  # type: ignore[method-assign]
+    Region._commit = marked_commit  # type: ignore[method-assign]
+
+
+async def spam(layer: IPCChannelLayer, run: str, size: str, phase: str) -> None:
+    """Send numbered, self-checking messages to 'crash' and group 'crashers' forever."""
+    n = int(size)
+    _mark_writes(phase)
+    say("ready")
+    seq = 0
+    while True:
+        message: dict[str, Any] = {
+            "type": "crash.test",
+            "run": int(run),
+            "seq": seq,
+            "body": body(int(run), seq, n),
+        }
+        try:
+            await layer.send("crash", message)
+            await layer.group_send("crashers", message)
+        except layer.ChannelFull:
+            await asyncio.sleep(0.001)
+            continue
+        seq += 1
+
+
+async def send_and_exit(layer: IPCChannelLayer, channel: str) -> None:
+    """Send one message, then leave without closing (as a crashing script would)."""
+    await layer.send(channel, {"type": "from.child", "pid": os.getpid()})
+    say("sent")
+
+
+async def die_holding_the_lock(layer: IPCChannelLayer, channel: str) -> None:
+    """Queue a message (its node written and linked in the heap), die before the commit."""
+    with layer.region.transaction() as txn:
+        assert txn.state.push(channel, 1e12, b"torn" * 250)
+        txn.changed = True
+        say("holding")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def hold_channel(layer: IPCChannelLayer, group: str) -> None:
+    """Join group with a local channel, report it, then wait to be killed."""
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    await layer.send(channel, {"type": "never.read"})
+    say("ready", channel)
+    await asyncio.sleep(3600)
+
+
+MODES = {
+    "member": member,
+    "compete": compete,
+    "spam": spam,
+    "send_and_exit": send_and_exit,
+    "die_holding_the_lock": die_holding_the_lock,
+    "hold_channel": hold_channel,
+}
+
+
+async def main(mode: str, name: str, *args: str) -> None:
+    """Open the region called name and run mode in it."""
+    options = json.loads(os.environ.get("IPC_CHILD_OPTIONS", "{}"))
+    layer = IPCChannelLayer(name=name, **options)
+    await MODES[mode](layer, *args)  # type: ignore[operator]
+    if mode != "send_and_exit":
+        await layer.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:]))
