@@ -1,4 +1,4 @@
-"""A channels consumer on our Redis layer gets group_sends made by other OS processes."""
+"""A channels consumer on our layers gets group_sends made by other OS processes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import channels.layers
+import pytest
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
@@ -35,15 +36,25 @@ def run(*args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-async def test_script_and_cli_reach_a_channels_consumer(redis_url: str) -> None:
+@pytest.fixture(params=["redis", "ipc"])
+def shared_layer(request: pytest.FixtureRequest) -> tuple[dict[str, Any], str]:
+    """(a CHANNEL_LAYERS entry, the URL of the same layer) for a cross-process backend."""
     prefix = f"dj{secrets.token_hex(4)}"
-    config = {
-        "default": {
-            "BACKEND": "layers.redis.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": prefix},
-        }
-    }
-    url = f"{redis_url}?prefix={prefix}"
+    if request.param == "ipc":
+        return {"BACKEND": "layers.ipc.IPCChannelLayer", "CONFIG": {"name": prefix}}, (
+            f"ipc://{prefix}"
+        )
+    redis_url = request.getfixturevalue("redis_url")
+    entry = {"BACKEND": "layers.redis.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}
+    entry["CONFIG"]["prefix"] = prefix
+    return entry, f"{redis_url}?prefix={prefix}"
+
+
+async def test_script_and_cli_reach_a_channels_consumer(
+    shared_layer: tuple[dict[str, Any], str],
+) -> None:
+    entry, url = shared_layer
+    config = {"default": entry}
     with override_settings(CHANNEL_LAYERS=config):
         communicator = WebsocketCommunicator(RoomConsumer.as_asgi(), "/ws/room/")
         connected, _ = await communicator.connect()
