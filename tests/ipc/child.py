@@ -122,6 +122,36 @@ async def hold_channel(layer: IPCChannelLayer, group: str) -> None:
     await asyncio.sleep(3600)
 
 
+async def steps(layer: IPCChannelLayer, *todo: str) -> None:
+    """Run steps in order, then close; a last step 'hold' waits to be killed instead.
+
+    Steps: send:CHANNEL:SEQ, group_add:GROUP:CHANNEL, group_send:GROUP:SEQ,
+    receive:CHANNEL (reports the message), local:GROUP (a new local channel that joins
+    GROUP and gets one message; reports the channel).
+    """
+    for step in todo:
+        op, *args = step.split(":")
+        if op == "send":
+            await layer.send(args[0], {"type": "test.message", "seq": int(args[1])})
+        elif op == "group_add":
+            await layer.group_add(args[0], args[1])
+        elif op == "group_send":
+            await layer.group_send(args[0], {"type": "test.message", "seq": int(args[1])})
+        elif op == "receive":
+            say(json.dumps(await layer.receive(args[0])))
+        elif op == "local":
+            channel = await layer.new_channel()
+            await layer.group_add(args[0], channel)
+            await layer.send(channel, {"type": "never.read"})
+            say("local", channel)
+        elif op == "hold":
+            say("holding")
+            await asyncio.sleep(3600)
+        else:
+            raise ValueError(f"unknown step {step!r}")
+    say("done")
+
+
 MODES = {
     "member": member,
     "compete": compete,
@@ -129,6 +159,7 @@ MODES = {
     "send_and_exit": send_and_exit,
     "die_holding_the_lock": die_holding_the_lock,
     "hold_channel": hold_channel,
+    "steps": steps,
 }
 
 
