@@ -126,8 +126,8 @@ async def steps(layer: IPCChannelLayer, *todo: str) -> None:
     """Run steps in order, then close; a last step 'hold' waits to be killed instead.
 
     Steps: send:CHANNEL:SEQ, group_add:GROUP:CHANNEL, group_send:GROUP:SEQ,
-    receive:CHANNEL (reports the message), local:GROUP (a new local channel that joins
-    GROUP and gets one message; reports the channel).
+    receive:CHANNEL (reports the message), local:GROUP (a local channel of this layer
+    joins GROUP and gets one message, left queued; reports the channel).
     """
     for step in todo:
         op, *args = step.split(":")
@@ -140,7 +140,8 @@ async def steps(layer: IPCChannelLayer, *todo: str) -> None:
         elif op == "receive":
             say(json.dumps(await layer.receive(args[0])))
         elif op == "local":
-            channel = await layer.new_channel()
+            # Named by hand, so no reader of this process takes its message: it stays queued.
+            channel = f"specific.{layer.client_id}!{len(todo)}"
             await layer.group_add(args[0], channel)
             await layer.send(channel, {"type": "never.read"})
             say("local", channel)
