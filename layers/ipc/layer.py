@@ -45,7 +45,8 @@ class IPCChannelLayer(ChannelLayer):
     earlier boot), with a warning in the log. Process-local channels die with the layer
     that made them: what is queued for them, and whatever is sent to them afterwards,
     is dropped and counted in stats()["dropped_dead_owner"]. A layer that died without
-    closing is noticed at the next sweep (at most 15 s later, sooner with a short expiry).
+    closing is noticed by the next sweep, which any operation of any layer runs when due
+    (every min(expiry, group_expiry, 30 s) / 2); until then sends to it are queued.
     """
 
     def __init__(

@@ -172,7 +172,11 @@ class Region:
                 else:
                     self.dropped_dead_owner += state.drop_client(client, now)
                     self.recovered += 1
-            self.dropped_dead_owner += state.drop_orphans(now)
+            if not alive:
+                # Local channels of layers never seen here (a membership added by name)
+                # are harmless while users live, as group_send drops and counts them; a
+                # region nobody uses sheds them, as the last close does.
+                self.dropped_dead_owner += state.drop_orphans(now)
         for stray in self.dir.strays({*(state.p if state else ()), self.client_id}):
             self.dir.alive(stray)  # removes the file of one that died while joining
         if state is None:
