@@ -109,7 +109,7 @@ class RegionDir:
         return [name for name in names if name not in known]
 
     def remove(self) -> None:
-        """Delete the whole directory (lock held; the last user is leaving)."""
+        """Delete the whole directory (lock held; the last user leaves nothing in it)."""
         for name in self.strays(set()):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.members / name)

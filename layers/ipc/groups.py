@@ -9,6 +9,7 @@ decoded by version, so an unchanged group or directory is decoded once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -140,15 +141,15 @@ class Groups:
         kept = {c: d for c, d in members.items() if c != channel}
         return True if self._put(group, kept) else None
 
-    def prune(self, now: float, mark: str | None = None) -> None:
-        """Drop expired memberships everywhere, and those of channels containing mark.
+    def prune(self, now: float, gone: Callable[[str], bool] | None = None) -> None:
+        """Drop expired memberships everywhere, and those of channels gone(channel) names.
 
         A group whose new blob finds no room keeps its old one: members() still
         leaves out the expired, and the next prune tries again.
         """
         for group in list(self.where):
             members = self.get(group)
-            kept = {c: d for c, d in members.items() if d > now and (mark is None or mark not in c)}
+            kept = {c: d for c, d in members.items() if d > now and not (gone and gone(c))}
             if len(kept) != len(members):
                 self._put(group, kept)
 

@@ -21,7 +21,7 @@ from ..naming import check_prefix, non_local_name
 from .files import default_directory
 from .inbox import Acks, flush_acks, read_inbox
 from .region import DEFAULT_SIZE, Region, Txn
-from .state import State
+from .state import State, owner
 from .wakeup import Notifier, Wakers
 
 __all__ = ["IPCChannelLayer"]
@@ -36,6 +36,17 @@ class IPCChannelLayer(ChannelLayer):
     The region is named by ``name`` (default: the prefix) and lives in
     /dev/shm/chanlayers-<name>, or in the directory ``path``. ``size`` (default 32 MiB,
     used when the region is created) bounds what it can hold. Linux only.
+
+    The region outlives its users as a server would: messages on normal channels wait
+    for a later process until they expire, and groups keep their members for
+    group_expiry. The last user to close removes the region only if it holds neither;
+    a region whose users all died (kill -9) keeps both for the next one to open it. It
+    starts empty only if it cannot be read (another version, a damaged index, or an
+    earlier boot), with a warning in the log. Process-local channels die with the layer
+    that made them: what is queued for them, and whatever is sent to them afterwards,
+    is dropped and counted in stats()["dropped_dead_owner"]. A layer that died without
+    closing is noticed by the next sweep, which any operation of any layer runs when due
+    (every min(expiry, group_expiry, 30 s) / 2); until then sends to it are queued.
     """
 
     def __init__(
@@ -161,6 +172,9 @@ class IPCChannelLayer(ChannelLayer):
                     self._purge(txn, channel, now)
                     depth = state.depth(channel)
                 else:
+                    if owner(inbox) not in state.p:
+                        self._dead_owner(channel, 1)
+                        return
                     self._purge(txn, inbox, now)
                     depth = state.local_depth(channel)
                 if depth >= capacity:
@@ -263,6 +277,9 @@ class IPCChannelLayer(ChannelLayer):
                 else:
                     dropped += self._no_room(txn, group, [channel], payload)
             for inbox, channels in inboxes.items():
+                if owner(inbox) not in state.p:
+                    self._dead_owner(inbox, len(channels))
+                    continue
                 self._purge(txn, inbox, now)
                 room = [c for c in channels if state.local_depth(c) < capacity(c)]
                 dropped += len(channels) - len(room)
@@ -276,6 +293,11 @@ class IPCChannelLayer(ChannelLayer):
                     dropped += self._no_room(txn, group, room, payload)
             txn.changed = True
         return delivered, dropped
+
+    def _dead_owner(self, channel: str, count: int) -> None:
+        # Only the layer that made a local channel can receive on it, and it is gone.
+        self.region.dropped_dead_owner += count
+        log.info("dropped %d message(s) for %r: the layer that owned it has closed", count, channel)
 
     @staticmethod
     def _no_room(txn: Txn, group: str, channels: list[str], payload: bytes) -> int:
@@ -306,10 +328,18 @@ class IPCChannelLayer(ChannelLayer):
         await asyncio.gather(*[t for t in readers if t.get_loop() is here], return_exceptions=True)
         self.wakers.close()
         self.notifier.close()
-        self.region.close()
+        self.counters.dropped_expired += self.region.close()
 
     def _stats(self) -> dict[str, Any]:
+        # dropped_dead_owner: messages for process-local channels whose layer had
+        # closed or died (at send, group_send, or when this layer found it dead).
+        dead = {"dropped_dead_owner": self.region.dropped_dead_owner}
         if self.region.closed:
-            return {}
+            return dead
         figures = self.region.figures()
-        return {**self.local.snapshot(), **figures, "region_recovered": self.region.recovered}
+        return {
+            **self.local.snapshot(),
+            **figures,
+            **dead,
+            "region_recovered": self.region.recovered,
+        }

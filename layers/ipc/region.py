@@ -14,11 +14,18 @@ the slot that is not current, and only then flips the one-byte slot selector. A
 writer killed before that store leaves the previous index in force, and its half
 written payload sits in space that index still calls free. A writer killed after it
 has committed completely. The kernel releases the dead writer's flock either way.
+
+Lifetime: the committed index is valid whoever died, so a region whose users all
+died is joined as it is; only the dead users' own parts (process-local channels,
+watchers) are dropped. The last user to close removes the files only when no normal
+channel holds a live message and no group has a member; otherwise they wait, unlocked,
+for the next user. Only a region that cannot be read starts afresh.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import mmap
 import os
@@ -55,6 +62,15 @@ def _close_fds(*fds: int) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+@functools.cache
+def _boot_id() -> str:
+    """This boot of the host: time.monotonic() deadlines mean nothing across boots."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _layout(size: int) -> tuple[int, int]:
@@ -97,6 +113,8 @@ class Region:
         self._cache: tuple[int, int, State] | None = None
         self._groups = GroupCache()
         self.recovered = 0  # dead participants reaped when this one joined
+        # Messages of process-local channels whose owner died or left, dropped here.
+        self.dropped_dead_owner = 0
         self.closed = False
         self.pid = os.getpid()
         self.dir.lock()
@@ -129,41 +147,68 @@ class Region:
         return mm, size
 
     def _join(self) -> None:
-        """Join the region (lock held), starting it afresh if nobody alive uses it."""
-        state = self._load_or_none()
+        """Join the region (lock held), keeping what it holds unless it cannot be read."""
+        header = self.mm[: _HEADER.size]
+        if header != _HEADER.pack(_MAGIC, self.size, self.slot_size) and any(header):
+            log.warning(
+                "the IPC region at %s was made by another version or with another layout; "
+                "starting it afresh",
+                self.dir.path,
+            )
+        state = self._load_or_none()  # None, and an error logged, if its index is damaged
+        if state is not None and state.d.get("boot") != _boot_id():
+            # Deadlines are time.monotonic(), which restarts at boot: none can be trusted.
+            log.warning(
+                "the IPC region at %s is left from an earlier boot; starting it afresh",
+                self.dir.path,
+            )
+            state = None
         alive = False
         if state is not None:
+            now = time.monotonic()
             for client in list(state.p):
                 if self.dir.alive(client):
                     alive = True
                 else:
-                    state.drop_client(client, time.monotonic())
+                    self.dropped_dead_owner += state.drop_client(client, now)
                     self.recovered += 1
+            if not alive:
+                # Local channels of layers never seen here (a membership added by name)
+                # are harmless while users live, as group_send drops and counts them; a
+                # region nobody uses sheds them, as the last close does.
+                self.dropped_dead_owner += state.drop_orphans(now)
         for stray in self.dir.strays({*(state.p if state else ()), self.client_id}):
             self.dir.alive(stray)  # removes the file of one that died while joining
-        if state is None or not alive:
-            if state is not None and self.recovered:
-                log.warning(
-                    "recovered the IPC region at %s: its %d user(s) had died",
-                    self.dir.path,
-                    self.recovered,
-                )
+        if state is None:
             _HEADER.pack_into(self.mm, 0, _MAGIC, self.size, self.slot_size)
-            state = State.fresh(self.mm, self.heap_start, self.size, self._groups)
+            state = self._fresh()
+        elif not alive and self.recovered:
+            # A user that exited without close() is routine (a script, a cached layer);
+            # it is worth a warning only if its local channels lost messages.
+            log.log(
+                logging.WARNING if self.dropped_dead_owner else logging.INFO,
+                "recovered the IPC region at %s: its %d user(s) had died; kept its normal "
+                "channels' messages and its groups, dropped %d message(s) of their "
+                "process-local channels",
+                self.dir.path,
+                self.recovered,
+                self.dropped_dead_owner,
+            )
         state.p[self.client_id] = os.getpid()
         self._commit(state)
 
-    def reap(self, txn: Txn) -> int:
-        """Forget dead participants (lock held); return how many messages that dropped."""
-        dropped = 0
+    def reap(self, txn: Txn) -> None:
+        """Forget dead participants (lock held), counting the messages that dropped."""
         for client in list(txn.state.p):
             if client != self.client_id and not self.dir.alive(client):
-                dropped += txn.state.drop_client(client, time.monotonic())
+                self.dropped_dead_owner += txn.state.drop_client(client, time.monotonic())
                 txn.changed = True
-        return dropped
 
     def close(self) -> int:
-        """Leave the region, removing it if this was its last live user."""
+        """Leave the region; the last live user removes it if it holds nothing receivable.
+
+        Returns how many expired messages the last user swept out.
+        """
         with self._lock:
             if self.closed:
                 return 0
@@ -171,19 +216,32 @@ class Region:
             self.dir.relock()
             try:
                 txn = Txn(self, self._load())
-                dropped = txn.state.drop_client(self.client_id, time.monotonic()) + self.reap(txn)
+                state = txn.state
+                now = time.monotonic()
+                self.dropped_dead_owner += state.drop_client(self.client_id, now)
+                self.reap(txn)
+                expired = 0
+                if not state.p:
+                    # Nobody is left to receive on a local channel; normal channels and
+                    # groups wait for the next user, as a server would keep them.
+                    self.dropped_dead_owner += state.drop_orphans(now)
+                    expired = state.sweep(now)
                 self.closed = True
-                if txn.state.p:
-                    self._commit(txn.state)
-                self.dir.leave(self.client_id, self._member_fd)
-                if not txn.state.p:
+                empty = not state.p and not state.holds_messages()
+                try:
+                    if not empty:
+                        self._commit(state)
+                finally:
+                    # Even if that commit found no room: the others then reap this one.
+                    self.dir.leave(self.client_id, self._member_fd)
+                if empty:
                     self.dir.remove()
             finally:
                 self.closed = True
                 self._cache = None
                 self.mm.close()
                 self.dir.close()
-            return dropped
+            return expired
 
     # -- the index -------------------------------------------------------------------------
 
@@ -222,10 +280,15 @@ class Region:
         self._cache = (which, got[0], got[1])
         return got[1]
 
+    def _fresh(self) -> State:
+        state = State.fresh(self.mm, self.heap_start, self.size, self._groups)
+        state.d["boot"] = _boot_id()
+        return state
+
     def _load(self) -> State:
         state = self._load_or_none()
         if state is None:
-            state = State.fresh(self.mm, self.heap_start, self.size, self._groups)
+            state = self._fresh()
             state.p[self.client_id] = os.getpid()
         return state
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 import bisect
 import mmap
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from .groups import GroupCache, Groups
 
-__all__ = ["NODE", "State"]
+__all__ = ["NODE", "State", "owner"]
 
 # next node (0: none), sequence, deadline (time.monotonic: one clock for the whole
 # host on Linux), payload size.
@@ -33,6 +34,11 @@ _ALIGN = 8
 
 def _aligned(size: int) -> int:
     return (size + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def owner(channel: str) -> str:
+    """The client id of the layer that receives a process-local channel or inbox."""
+    return channel[: channel.index("!")].rpartition(".")[2]
 
 
 class State:
@@ -225,10 +231,12 @@ class State:
                 dp.pop(channel, None)
 
     def _drop_queue(self, channel: str) -> int:
+        """Drop every message of channel; how many (an inbox entry counts each channel)."""
         dropped = 0
+        inbox = channel.endswith("!")
         while channel in self.q:
-            self._drop_head(channel)
-            dropped += 1
+            offset, size = self._drop_head(channel)
+            dropped += len(self._parts(offset, size)) if inbox else 1
         return dropped
 
     # -- watchers: who to wake when a channel gets a message ---------------------------
@@ -267,20 +275,36 @@ class State:
         return dropped
 
     def drop_client(self, client_id: str, now: float) -> int:
-        """Forget a participant: its watchers, its local channels' messages and memberships."""
+        """Forget a participant: its watchers, its local channels' messages and memberships;
+        return how many messages that dropped."""
         self.p.pop(client_id, None)
-        mark = f".{client_id}!"
         for channel in list(self.w):
             kept = [w for w in self.w[channel] if not w.startswith(client_id + ".")]
             if kept:
                 self.w[channel] = kept
             else:
                 del self.w[channel]
-        dropped = sum(self._drop_queue(c) for c in [c for c in self.q if mark in c])
-        for channel in [c for c in self.dp if mark in c]:
+        return self._drop_local(now, lambda c: owner(c) == client_id)
+
+    def drop_orphans(self, now: float) -> int:
+        """Drop what belongs to local channels of no participant; return messages dropped.
+
+        Only the layer that made a local channel receives on it, so once that layer is
+        gone nobody ever will.
+        """
+        return self._drop_local(now, lambda c: owner(c) not in self.p)
+
+    def _drop_local(self, now: float, gone: Callable[[str], bool]) -> int:
+        local = [c for c in self.q if c.endswith("!") and gone(c)]
+        dropped = sum(self._drop_queue(c) for c in local)
+        for channel in [c for c in self.dp if gone(c)]:
             del self.dp[channel]
-        self.groups.prune(now, mark)
+        self.groups.prune(now, lambda c: "!" in c and gone(c))
         return dropped
+
+    def holds_messages(self) -> bool:
+        """True while a normal channel holds a message or a group has a member."""
+        return any(not c.endswith("!") for c in self.q) or bool(self.groups.where)
 
     def queued(self) -> int:
         """Entries queued in every channel and inbox (an inbox entry may serve several)."""

@@ -84,11 +84,16 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return call
 
 
-@pytest.fixture
-def url(redis_url: str) -> Iterator[str]:
-    """A Redis layer URL with a prefix of its own, flushed afterwards."""
-    sep = "&" if "?" in redis_url else "?"
-    layer_url = f"{redis_url}{sep}prefix=tcli{secrets.token_hex(4)}"
+@pytest.fixture(params=["redis", "ipc"])
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A layer URL shared across processes, with a prefix of its own, flushed afterwards."""
+    prefix = f"tcli{secrets.token_hex(4)}"
+    if request.param == "ipc":
+        layer_url = f"ipc://{prefix}?prefix={prefix}"
+    else:
+        redis_url = request.getfixturevalue("redis_url")
+        sep = "&" if "?" in redis_url else "?"
+        layer_url = f"{redis_url}{sep}prefix={prefix}"
     yield layer_url
     with SyncChannelLayer(layer_url) as layer:
         layer.flush()
@@ -347,13 +352,14 @@ def test_flush_prompt_hides_the_password(cli: Cli) -> None:
 
 
 def test_stats_table_and_json(cli: Cli, url: str) -> None:
+    backend = "IPCChannelLayer" if url.startswith("ipc:") else "RedisChannelLayer"
     table = cli("stats", "--layer", url)
     assert table.code == 0, table.err
-    assert table.out.splitlines()[0].split() == ["backend", "RedisChannelLayer"]
+    assert table.out.splitlines()[0].split() == ["backend", backend]
     as_json = cli("stats", "--json", "--layer", url)
     assert as_json.code == 0, as_json.err
     stats = json.loads(as_json.out)
-    assert stats["backend"] == "RedisChannelLayer"
+    assert stats["backend"] == backend
     assert stats["sent"] == 0
 
 
@@ -378,12 +384,15 @@ def test_layer_from_environment_variables(url: str) -> None:
 
 def test_layer_from_django_settings(url: str, tmp_path: Path) -> None:
     module = f"tcli_settings_{secrets.token_hex(4)}"
-    redis_host, _, query = url.partition("?")
+    host, _, query = url.partition("?")
     prefix = query.partition("prefix=")[2]
+    if url.startswith("ipc:"):
+        entry = {"BACKEND": "layers.ipc.IPCChannelLayer", "CONFIG": {"name": prefix}}
+    else:
+        entry = {"BACKEND": "layers.redis.RedisChannelLayer", "CONFIG": {"hosts": [host]}}
+    entry["CONFIG"]["prefix"] = prefix
     (tmp_path / f"{module}.py").write_text(
-        "SECRET_KEY = 'x'\n"
-        "CHANNEL_LAYERS = {'default': {'BACKEND': 'layers.redis.RedisChannelLayer',\n"
-        f"    'CONFIG': {{'hosts': [{redis_host!r}], 'prefix': {prefix!r}}}}}}}\n"
+        f"SECRET_KEY = 'x'\nCHANNEL_LAYERS = {{'default': {entry!r}}}\n"
     )
     sent = run("send", "from-django", '{"type": "d"}', "--settings", module, cwd=tmp_path)
     assert sent.returncode == 0, sent.stderr

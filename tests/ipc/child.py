@@ -122,6 +122,37 @@ async def hold_channel(layer: IPCChannelLayer, group: str) -> None:
     await asyncio.sleep(3600)
 
 
+async def steps(layer: IPCChannelLayer, *todo: str) -> None:
+    """Run steps in order, then close; a last step 'hold' waits to be killed instead.
+
+    Steps: send:CHANNEL:SEQ, group_add:GROUP:CHANNEL, group_send:GROUP:SEQ,
+    receive:CHANNEL (reports the message), local:GROUP (a local channel of this layer
+    joins GROUP and gets one message, left queued; reports the channel).
+    """
+    for step in todo:
+        op, *args = step.split(":")
+        if op == "send":
+            await layer.send(args[0], {"type": "test.message", "seq": int(args[1])})
+        elif op == "group_add":
+            await layer.group_add(args[0], args[1])
+        elif op == "group_send":
+            await layer.group_send(args[0], {"type": "test.message", "seq": int(args[1])})
+        elif op == "receive":
+            say(json.dumps(await layer.receive(args[0])))
+        elif op == "local":
+            # Named by hand, so no reader of this process takes its message: it stays queued.
+            channel = f"specific.{layer.client_id}!{len(todo)}"
+            await layer.group_add(args[0], channel)
+            await layer.send(channel, {"type": "never.read"})
+            say("local", channel)
+        elif op == "hold":
+            say("holding")
+            await asyncio.sleep(3600)
+        else:
+            raise ValueError(f"unknown step {step!r}")
+    say("done")
+
+
 MODES = {
     "member": member,
     "compete": compete,
@@ -129,6 +160,7 @@ MODES = {
     "send_and_exit": send_and_exit,
     "die_holding_the_lock": die_holding_the_lock,
     "hold_channel": hold_channel,
+    "steps": steps,
 }
 
 

@@ -194,7 +194,8 @@ async def test_a_layer_dropped_without_close_does_not_keep_the_region(region_nam
     assert kept.stats()["region_users"] == 2
     del dropped
     gc.collect()
-    await kept.close()  # now the last user: the region goes (region_name checks)
+    assert (await recv(kept, "c"))["seq"] == 0
+    await kept.close()  # now the last user, of an empty region: it goes (region_name checks)
 
 
 async def test_receiving_a_local_message_frees_capacity_for_other_senders(
