@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from .ring import HashRing
 
 __all__ = ["RedisChannelLayer"]
 
+log = logging.getLogger("layers.redis")
 _RECEIVING_CACHE_SIZE = 65536
 _GROUP_PLAN_CACHE_SIZE = 256
 _FANOUT_CACHE_SIZE = 64
@@ -150,29 +152,52 @@ class RedisChannelLayer(ChannelLayer):
         if len(result) <= 2:
             return
         now = time.monotonic()
+        # No entry outlives expiry, whatever its header says (a forged one could).
+        latest = now + self.expiry
         put = self.local.put
         if channel is not None:
             for entry in result[2:]:
-                put(channel, entry[13:], now + (int(entry[:13]) - now_ms) / 1000, UNBOUNDED)
+                try:
+                    deadline = now + (int(entry[:13]) - now_ms) / 1000
+                except ValueError:
+                    self._malformed(keys[0], entry)
+                    continue
+                put(channel, entry[13:], min(deadline, latest), UNBOUNDED)
             return
         inbox = keys[0][keys[0].index("{") + 1 : -1]
         for entry in result[2:]:
-            newline = entry.index(b"\n", 13)
-            deadline = now + (int(entry[:13]) - now_ms) / 1000
-            payload = entry[newline + 1 :]
-            parts = entry[13:newline]
-            if b"," not in parts:
-                put(inbox + parts.decode(), payload, deadline, UNBOUNDED)
+            try:
+                newline = entry.index(b"\n", 13)
+                deadline = min(now + (int(entry[:13]) - now_ms) / 1000, latest)
+                parts = entry[13:newline]
+                if b"," in parts:
+                    # A group_send's entry: the same members' names again and again.
+                    channels = self._fanouts.get((inbox, parts)) or self._fanout(inbox, parts)
+                else:
+                    channels = None
+                    single = inbox + parts.decode("ascii")
+            except ValueError:  # not written by us: no deadline, no newline, not ASCII
+                self._malformed(keys[0], entry)
                 continue
-            # A group_send's entry: the same members' names again and again.
-            channels = self._fanouts.get((inbox, parts))
+            payload = entry[newline + 1 :]
             if channels is None:
-                channels = [inbox + part for part in parts.decode().split(",")]
-                if len(self._fanouts) >= _FANOUT_CACHE_SIZE:
-                    self._fanouts.clear()
-                self._fanouts[inbox, parts] = channels
-            for channel in channels:
-                put(channel, payload, deadline, UNBOUNDED)
+                put(single, payload, deadline, UNBOUNDED)
+                continue
+            for name in channels:
+                put(name, payload, deadline, UNBOUNDED)
+
+    def _fanout(self, inbox: str, parts: bytes) -> list[str]:
+        """The channels an inbox entry header names (a group_send's repeat: cached)."""
+        channels = [inbox + part for part in parts.decode("ascii").split(",")]
+        if len(self._fanouts) >= _FANOUT_CACHE_SIZE:
+            self._fanouts.clear()
+        self._fanouts[inbox, parts] = channels
+        return channels
+
+    def _malformed(self, key: str, entry: bytes) -> None:
+        """Drop and count an entry we did not write (its header does not parse)."""
+        self.counters.dropped_undecodable += 1
+        log.warning("dropped a malformed entry of %s: %r", key, entry[:40])
 
     def _ensure_reader(self, inbox: str) -> None:
         tasks = self._readers.get(inbox)

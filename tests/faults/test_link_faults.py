@@ -46,27 +46,33 @@ async def test_link_cut_mid_stream_loses_and_duplicates_nothing(rig: Rig, kind: 
 
 async def test_server_restart_mid_stream_loses_only_what_it_held(rig: Rig) -> None:
     """A crash of a server without persistence loses what it held, and nothing more."""
-    sender = rig.layer(capacity=10_000)
+    sender = rig.direct(capacity=10_000)
     receiver = rig.layer(prefix=sender.prefix, capacity=10_000)
     channel = await receiver.new_channel()
     held: list[int] = []
-    ledger_ref: list[Ledger] = []
+    ledger = Ledger()
+
+    async def hold_back() -> None:
+        # The receiver's link stalls so that the crash finds messages queued.
+        rig.proxy.pause()
 
     async def crash() -> None:
-        ledger = ledger_ref[0]
         await asyncio.to_thread(rig.server.kill)
         # Sent OK and not yet received: only these may be lost with the server's memory.
         held.extend(ledger.missing())
         await asyncio.to_thread(rig.server.restart)
+        await asyncio.to_thread(rig.proxy.cut)
+        rig.proxy.resume()
 
-    ledger = Ledger()
-    ledger_ref.append(ledger)
-    await stream(sender, receiver, channel, 200, {100: crash}, settle=10.0, ledger=ledger)
+    await stream(
+        sender, receiver, channel, 200, {100: hold_back, 130: crash}, ledger=ledger, settle=2
+    )
     lost = ledger.missing()
     assert set(lost) <= set(held), f"lost {sorted(set(lost) - set(held))} sent after the crash"
     assert not ledger.duplicated(), ledger.duplicated()
     assert not ledger.unexplained(), ledger.unexplained()
-    assert len([s for s in ledger.sent if s > 100]) >= 50, "the layer never recovered"
+    assert held, "the crash found nothing queued"
+    assert len([s for s in ledger.sent if s > 130]) >= 50, "the layer never recovered"
     print(f"server restart: {len(lost)} message(s) lost with the server, {len(held)} held")
 
 

@@ -17,10 +17,13 @@ local out = {now, 0}
 if not popped then return out end
 local expired = 0
 for _, entry in ipairs(popped) do
-  if tonumber(string.sub(entry, 1, 13)) > now then
+  local deadline = tonumber(string.sub(entry, 1, 13))
+  local newline = KEYS[2] and string.find(entry, '\n', 14, true)
+  if not deadline or deadline > now or (KEYS[2] and not newline) then
+    -- Live, or malformed (not written by us): the reader drops and counts the latter.
     out[#out + 1] = entry
   elseif KEYS[2] then
-    local parts = string.sub(entry, 14, string.find(entry, '\n', 14, true) - 1)
+    local parts = string.sub(entry, 14, newline - 1)
     for part in string.gmatch(parts, '[^,]+') do
       expired = expired + 1
       if redis.call('HINCRBY', KEYS[2], part, -1) <= 0 then redis.call('HDEL', KEYS[2], part) end
