@@ -32,6 +32,9 @@ log = logging.getLogger("layers.redis")
 _RECEIVING_CACHE_SIZE = 65536
 _GROUP_PLAN_CACHE_SIZE = 256
 _FANOUT_CACHE_SIZE = 64
+# Entries carry their expiry as 13 digits of Unix ms (good until the year 2286): an
+# expiry must keep it at 13 digits for long after the message was sent.
+_MAX_EXPIRY = 100 * 365 * 86400
 
 
 def _timeout(name: str, value: object) -> float:
@@ -78,6 +81,10 @@ class RedisChannelLayer(ChannelLayer):
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if self.expiry > _MAX_EXPIRY:
+            raise ConfigError(
+                f"expiry must be at most {_MAX_EXPIRY} seconds (100 years), got {self.expiry:g}"
+            )
         self.socket_timeout = _timeout("socket_timeout", socket_timeout)
         self.blocking_timeout = _timeout("blocking_timeout", blocking_timeout)
         connect_timeout = _timeout("socket_connect_timeout", socket_connect_timeout)
