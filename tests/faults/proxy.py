@@ -10,7 +10,8 @@ the test's own loop is doing, and a test can drive it from sync or async code al
 * ``delay`` adds latency to every chunk forwarded (a slow link).
 
 ``stats`` counts connections accepted and cut, so a test can tell that the layer really
-reconnected through the proxy.
+reconnected through the proxy. ``record=True`` keeps every byte forwarded (both ways) in
+``recorded``, for tests that check what travels on the wire.
 """
 
 from __future__ import annotations
@@ -44,8 +45,17 @@ class ProxyStats:
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to (host, port) and can cut, refuse, stall or slow the link."""
 
-    def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        listen_host: str = "127.0.0.1",
+        *,
+        record: bool = False,
+    ) -> None:
         self.target = (target_host, target_port)
+        self.record = record
+        self.recorded = bytearray()
         self.listen_host = listen_host
         self.port = 0
         self.delay = 0.0
@@ -196,5 +206,7 @@ class TcpProxy:
                 await flowing.wait()
                 if self.delay:
                     await asyncio.sleep(self.delay)
+                if self.record:
+                    self.recorded += data
                 writer.write(data)
                 await writer.drain()
