@@ -25,7 +25,6 @@ import resource
 import secrets
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,31 +56,64 @@ class SoakReport:
     seconds: float = 0.0
     sent: int = 0
     refused_full: int = 0
-    expected: Counter[str] = field(default_factory=Counter)
-    delivered: Counter[str] = field(default_factory=Counter)
+    # Per stream, deliveries expected and made, indexed by seq: one byte per message, so
+    # that the bookkeeping does not show up in the RSS figures of a long run.
+    expected: dict[str, bytearray] = field(default_factory=dict)
+    delivered: dict[str, bytearray] = field(default_factory=dict)
+    expected_total: int = 0
+    delivered_total: int = 0
     dropped_by_rule: int = 0
     rss_start: int = 0
     rss_end: int = 0
 
+    def expect(self, stream: str, seq: int, count: int = 1) -> None:
+        """count deliveries of stream's message seq are due."""
+        _bump(self.expected, stream, seq, count)
+        self.expected_total += count
+
+    def arrived(self, stream: str, seq: int) -> None:
+        """One delivery of stream's message seq was made."""
+        _bump(self.delivered, stream, seq, 1)
+        self.delivered_total += 1
+
+    def _compare(self) -> tuple[int, int]:
+        lost = duplicated = 0
+        for stream in self.expected.keys() | self.delivered.keys():
+            due = self.expected.get(stream, bytearray())
+            got = self.delivered.get(stream, bytearray())
+            for seq in range(max(len(due), len(got))):
+                want = due[seq] if seq < len(due) else 0
+                have = got[seq] if seq < len(got) else 0
+                lost += max(want - have, 0)
+                duplicated += max(have - want, 0)
+        return lost, duplicated
+
     @property
     def lost(self) -> int:
         """Deliveries expected and never made."""
-        return sum((self.expected - self.delivered).values())
+        return self._compare()[0]
 
     @property
     def duplicated(self) -> int:
         """Deliveries made more often than expected (or never expected)."""
-        return sum((self.delivered - self.expected).values())
+        return self._compare()[1]
 
     def row(self) -> str:
         """One line of the report table."""
         mib = 1 << 20
         return (
             f"{self.backend:<10} {self.seconds:>6.0f} {self.sent:>10,} "
-            f"{sum(self.delivered.values()):>10,} {self.dropped_by_rule:>8,} "
+            f"{self.delivered_total:>10,} {self.dropped_by_rule:>8,} "
             f"{self.refused_full:>8,} {self.lost:>5} {self.duplicated:>5} "
             f"{self.rss_start / mib:>8.1f} {self.rss_end / mib:>8.1f}"
         )
+
+
+def _bump(table: dict[str, bytearray], stream: str, seq: int, count: int) -> None:
+    counts = table.setdefault(stream, bytearray())
+    if seq >= len(counts):
+        counts.extend(bytes(seq + 4096 - len(counts)))
+    counts[seq] = min(counts[seq] + count, 255)
 
 
 HEADER = (
@@ -93,17 +125,20 @@ HEADER = (
 async def _receive_into(layer: ChannelLayer, channel: str, report: SoakReport) -> None:
     while True:
         message = await layer.receive(channel)
-        report.delivered[message["id"]] += 1
+        report.arrived(message["stream"], message["seq"])
 
 
-async def _send(layer: ChannelLayer, channel: str, ident: str, report: SoakReport) -> None:
+async def _send(
+    layer: ChannelLayer, channel: str, stream: str, seq: int, report: SoakReport
+) -> None:
+    message = {"type": "soak.msg", "stream": stream, "seq": seq, "body": "x" * 100}
     try:
-        await layer.send(channel, {"type": "soak.msg", "id": ident, "body": "x" * 100})
+        await layer.send(channel, message)
     except ChannelFull:
         report.refused_full += 1
         return
     report.sent += 1
-    report.expected[ident] += 1
+    report.expect(stream, seq)
 
 
 async def soak(
@@ -126,21 +161,22 @@ async def soak(
     try:
         while time.monotonic() - started < seconds:
             tick += 1
-            await _send(layer, "soak.work", f"w{tick}", report)
-            await _send(layer, locals_[tick % LOCALS], f"d{tick}", report)
+            await _send(layer, "soak.work", "w", tick, report)
+            await _send(layer, locals_[tick % LOCALS], "d", tick, report)
             if tick % 5 == 0:
-                ident = f"g{tick}"
-                message = {"type": "soak.msg", "id": ident, "body": "y" * 100}
+                message = {"type": "soak.msg", "stream": "g", "seq": tick, "body": "y" * 100}
                 await layer.group_send("soak.room", message)
                 # One delivery per reading member; the laggard's copies are not counted
                 # as sent: they are held in its buffer or dropped by rule once it is full.
                 report.sent += MEMBERS
-                report.expected.update({ident: MEMBERS})
+                report.expect("g", tick, MEMBERS)
             await asyncio.sleep(1 / rate)
         report.seconds = time.monotonic() - started
         deadline = time.monotonic() + DRAIN_SECONDS
         # Receivers only bump counters: polling them is simpler than an event per id.
-        while report.lost and time.monotonic() < deadline:  # noqa: ASYNC110
+        while report.delivered_total < report.expected_total:
+            if time.monotonic() >= deadline:
+                break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)  # late duplicates would land here
     finally:

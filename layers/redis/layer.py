@@ -23,7 +23,7 @@ from . import scripts
 from .connections import Connections
 from .hosts import parse_hosts
 from .keys import Keys
-from .receiving import UNBOUNDED, Acks, fetch_normal, flush_acks, read_inbox
+from .receiving import UNBOUNDED, Acks, Held, fetch_normal, flush_acks, read_inbox
 from .ring import HashRing
 
 __all__ = ["RedisChannelLayer"]
@@ -110,6 +110,9 @@ class RedisChannelLayer(ChannelLayer):
         self._readers: dict[str, tuple[asyncio.Task[None], asyncio.Task[None]]] = {}
         self._fetchers: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
         self._expiry_ms = int(self.expiry * 1000)
+        # Readers' unacknowledged batches (receiving.Held), and how long Redis keeps one.
+        self.held: dict[str, Held] = {}
+        self.held_ttl_ms = self._expiry_ms * 2 + 1000
         # Per channel received on: its inbox (None for a normal channel) and on_wait.
         self._receiving: dict[str, tuple[str | None, Callable[[], None]]] = {}
         self._group_plans: dict[bytes, list[tuple[int, list[str], list[Any]]]] = {}

@@ -3,11 +3,14 @@
 Nothing here cancels a command that consumes: a task waits with a non-consuming
 BLMOVE (list to itself), then takes a batch with a short pop script whose result is
 kept even if the task is cancelled meanwhile. So cancellation never loses a message.
+A reply lost on the wire does not either: the script keeps each batch until the
+reader's next pop acknowledges it, and hands it over again if it was not (pop.lua).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sys
 import threading
@@ -24,12 +27,16 @@ from . import scripts
 if TYPE_CHECKING:
     from .layer import RedisChannelLayer
 
-__all__ = ["Acks", "fetch_normal", "flush_acks", "read_inbox"]
+__all__ = ["Acks", "Held", "fetch_normal", "flush_acks", "read_inbox"]
 
 log = logging.getLogger("layers.redis")
 UNBOUNDED = sys.maxsize  # capacity was enforced in Redis when the message was sent
 _MAX_BACKOFF = 2.0
 _SPLIT_CACHE_SIZE = 65536
+_HELD_CACHE_SIZE = 4096
+# Pop request numbers: increasing for the whole process, so a late request is always
+# recognised as such, even by a reader whose Held record was forgotten.
+_POP_NUMBERS = itertools.count(1)
 # How long flush_acks lets acks gather before releasing them (when the reader has not
 # taken them with its next pop meanwhile): short next to any sender's retry interval.
 _ACK_DELAY = 0.001
@@ -115,6 +122,32 @@ class Acks:
             self._wakers[inbox] = wake
 
 
+class Held:
+    """One reader's batch kept in Redis until acknowledged: its key, and the number of
+    the last pop whose reply this reader got (-1: not known, so nothing is replayed)."""
+
+    __slots__ = ("acked", "key")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.acked = -1
+
+    @classmethod
+    def of(cls, layer: RedisChannelLayer, key: str) -> Held:
+        """The record for key, made on first use (forgotten records just stop replays)."""
+        held = layer.held.get(key)
+        if held is None:
+            if len(layer.held) >= _HELD_CACHE_SIZE:
+                layer.held.clear()
+            held = layer.held[key] = cls(key)
+        return held
+
+    def replied(self, number: int, task: asyncio.Future[Any]) -> None:
+        """Done callback of pop number: the reply arrived, so its batch is ours."""
+        if not task.cancelled() and task.exception() is None:
+            self.acked = number
+
+
 def pack_counts(counts: dict[str, int]) -> str:
     """(local part, number) pairs as the scripts take them: "part=n,part=n"."""
     return ",".join([f"{part}={n}" for part, n in counts.items()])
@@ -147,6 +180,7 @@ async def _pop(
     layer: RedisChannelLayer,
     shard: int,
     keys: list[str],
+    held: Held,
     count: int,
     channel: str | None = None,
     inbox: str | None = None,
@@ -157,11 +191,15 @@ async def _pop(
     back if the script fails.
     """
     clients = await layer.connections.here()
-    args: list[Any] = [count]
+    number = next(_POP_NUMBERS)
+    args: list[Any] = [count, number, held.acked, layer.held_ttl_ms]
     acks = layer.acks.take(inbox) if inbox is not None else None
     if acks:
         args.append(pack_counts(acks))
-    task = asyncio.ensure_future(scripts.POP(clients.command(shard), keys, args))
+    task = asyncio.ensure_future(
+        scripts.POP(clients.command(shard), [keys[0], held.key, *keys[1:]], args)
+    )
+    task.add_done_callback(partial(held.replied, number))
     if acks and inbox is not None:
         task.add_done_callback(partial(_restore_acks, layer, inbox, acks))
     try:
@@ -190,13 +228,14 @@ async def read_inbox(layer: RedisChannelLayer, inbox: str) -> None:
     """The one reader of a process inbox: batches of entries into the local buffers."""
     shard = layer.ring.index(inbox)
     keys = [layer.keys.inbox(inbox), layer.keys.depth(inbox)]
+    held = Held.of(layer, layer.keys.held(inbox))
     backoff = 0.05
     acks = layer.acks
     try:
         while not layer.closed:
             acks.reading(inbox, True)
             try:
-                result = await _pop(layer, shard, keys, layer.batch_size, inbox=inbox)
+                result = await _pop(layer, shard, keys, held, layer.batch_size, inbox=inbox)
                 layer.deliver(keys, result)
                 if len(result) <= 2:
                     layer.local.maybe_sweep()
@@ -245,6 +284,9 @@ async def fetch_normal(layer: RedisChannelLayer, channel: str) -> None:
     """Take messages of a normal channel while receivers in this process wait for them."""
     shard = layer.ring.index(channel)
     keys = [layer.keys.channel(channel)]
+    # Several processes (and loops) take from one channel: each keeps its own batch.
+    reader = f"{layer.client_id}.{id(asyncio.get_running_loop()):x}"
+    held = Held.of(layer, layer.keys.held(channel, reader))
     backoff = 0.05
     try:
         while True:
@@ -255,7 +297,7 @@ async def fetch_normal(layer: RedisChannelLayer, channel: str) -> None:
                     return
                 continue
             try:
-                result = await _pop(layer, shard, keys, demand, channel)
+                result = await _pop(layer, shard, keys, held, demand, channel)
                 layer.deliver(keys, result, channel)
                 if len(result) <= 2:
                     await _wait_nonempty(layer, shard, keys[0])
