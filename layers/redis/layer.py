@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,15 +21,13 @@ from . import scripts
 from .connections import Connections
 from .hosts import parse_hosts
 from .keys import Keys
-from .receiving import UNBOUNDED, Acks, Held, fetch_normal, flush_acks, read_inbox
+from .receiving import Acks, Held, fetch_normal, flush_acks, read_inbox
 from .ring import HashRing
 
 __all__ = ["RedisChannelLayer"]
 
-log = logging.getLogger("layers.redis")
 _RECEIVING_CACHE_SIZE = 65536
 _GROUP_PLAN_CACHE_SIZE = 256
-_FANOUT_CACHE_SIZE = 64
 # Entries carry their expiry as 13 digits of Unix ms (good until the year 2286): an
 # expiry must keep it at 13 digits for long after the message was sent.
 _MAX_EXPIRY = 100 * 365 * 86400
@@ -117,7 +113,7 @@ class RedisChannelLayer(ChannelLayer):
         self._receiving: dict[str, tuple[str | None, Callable[[], None]]] = {}
         self._group_plans: dict[bytes, list[tuple[int, list[str], list[Any]]]] = {}
         # Per inbox entry header naming several local parts: the channels it names.
-        self._fanouts: dict[tuple[str, bytes], list[str]] = {}
+        self.fanouts: dict[tuple[str, bytes], list[str]] = {}
         self._group_expiry_ms = int(self.group_expiry * 1000)
 
     @classmethod
@@ -153,61 +149,6 @@ class RedisChannelLayer(ChannelLayer):
 
     def _is_ours(self, inbox: str) -> bool:
         return inbox[:-1].endswith("." + self.client_id)
-
-    def deliver(self, keys: list[str], result: list[Any], channel: str | None = None) -> None:
-        """Put a pop script's entries into the local buffers."""
-        now_ms, expired = result[0], result[1]
-        if expired:
-            self.counters.dropped_expired += expired
-        if len(result) <= 2:
-            return
-        now = time.monotonic()
-        # No entry outlives expiry, whatever its header says (a forged one could).
-        latest = now + self.expiry
-        put = self.local.put
-        if channel is not None:
-            for entry in result[2:]:
-                try:
-                    deadline = now + (int(entry[:13]) - now_ms) / 1000
-                except ValueError:
-                    self._malformed(keys[0], entry)
-                    continue
-                put(channel, entry[13:], min(deadline, latest), UNBOUNDED)
-            return
-        inbox = keys[0][keys[0].index("{") + 1 : -1]
-        for entry in result[2:]:
-            try:
-                newline = entry.index(b"\n", 13)
-                deadline = min(now + (int(entry[:13]) - now_ms) / 1000, latest)
-                parts = entry[13:newline]
-                if b"," in parts:
-                    # A group_send's entry: the same members' names again and again.
-                    channels = self._fanouts.get((inbox, parts)) or self._fanout(inbox, parts)
-                else:
-                    channels = None
-                    single = inbox + parts.decode("ascii")
-            except ValueError:  # not written by us: no deadline, no newline, not ASCII
-                self._malformed(keys[0], entry)
-                continue
-            payload = entry[newline + 1 :]
-            if channels is None:
-                put(single, payload, deadline, UNBOUNDED)
-                continue
-            for name in channels:
-                put(name, payload, deadline, UNBOUNDED)
-
-    def _fanout(self, inbox: str, parts: bytes) -> list[str]:
-        """The channels an inbox entry header names (a group_send's repeat: cached)."""
-        channels = [inbox + part for part in parts.decode("ascii").split(",")]
-        if len(self._fanouts) >= _FANOUT_CACHE_SIZE:
-            self._fanouts.clear()
-        self._fanouts[inbox, parts] = channels
-        return channels
-
-    def _malformed(self, key: str, entry: bytes) -> None:
-        """Drop and count an entry we did not write (its header does not parse)."""
-        self.counters.dropped_undecodable += 1
-        log.warning("dropped a malformed entry of %s: %r", key, entry[:40])
 
     def _ensure_reader(self, inbox: str) -> None:
         tasks = self._readers.get(inbox)

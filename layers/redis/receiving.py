@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from redis.exceptions import RedisError
 
 from ..naming import non_local_name
 from . import scripts
+from .entries import deliver
 
 if TYPE_CHECKING:
     from .layer import RedisChannelLayer
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["Acks", "Held", "fetch_normal", "flush_acks", "read_inbox"]
 
 log = logging.getLogger("layers.redis")
-UNBOUNDED = sys.maxsize  # capacity was enforced in Redis when the message was sent
 _MAX_BACKOFF = 2.0
 _SPLIT_CACHE_SIZE = 65536
 _HELD_CACHE_SIZE = 4096
@@ -206,7 +205,7 @@ async def _pop(
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         # The server may have popped already: finish, hand the batch over, then stop.
-        layer.deliver(keys, await task, channel)
+        deliver(layer, keys, await task, channel)
         raise
 
 
@@ -236,7 +235,7 @@ async def read_inbox(layer: RedisChannelLayer, inbox: str) -> None:
             acks.reading(inbox, True)
             try:
                 result = await _pop(layer, shard, keys, held, layer.batch_size, inbox=inbox)
-                layer.deliver(keys, result)
+                deliver(layer, keys, result)
                 if len(result) <= 2:
                     layer.local.maybe_sweep()
                     acks.reading(inbox, False)
@@ -298,7 +297,7 @@ async def fetch_normal(layer: RedisChannelLayer, channel: str) -> None:
                 continue
             try:
                 result = await _pop(layer, shard, keys, held, demand, channel)
-                layer.deliver(keys, result, channel)
+                deliver(layer, keys, result, channel)
                 if len(result) <= 2:
                     await _wait_nonempty(layer, shard, keys[0])
                 backoff = 0.05
