@@ -24,6 +24,7 @@ settings.register_profile(
     max_examples=40,
     deadline=None,
     derandomize=True,
+    database=None,  # derandomized: nothing to replay, nothing to write
     print_blob=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

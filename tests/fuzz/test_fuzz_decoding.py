@@ -52,6 +52,7 @@ async def client(redis_url: str) -> AsyncIterator[Redis]:
     max_examples=15,
     deadline=None,
     derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(garbage=st.lists(entries, min_size=1, max_size=8), data=st.data())

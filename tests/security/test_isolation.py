@@ -30,7 +30,7 @@ def all_keys(keys: Keys, channel: str, group: str) -> list[str]:
     return [keys.channel(channel), keys.inbox(inbox), keys.depth(inbox), keys.group(group)]
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(mine=bodies, other=bodies, channel=channels, group=bodies)
 def test_no_name_reaches_another_prefix(mine: str, other: str, channel: str, group: str) -> None:
     # Any valid channel or group of prefix `other` maps to keys that prefix `mine`'s
@@ -83,7 +83,7 @@ class _Canary:
         return (os.mkdir, (self.path, ""))  # type: ignore[return-value]
 
 
-@settings(max_examples=100, deadline=None, derandomize=True)
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
 @given(code=st.integers(-128, 127), data=st.binary(max_size=32), nest=st.booleans())
 def test_msgpack_ext_types_never_decode(code: int, data: bytes, nest: bool) -> None:
     # ext 8 by hand: msgpack.ExtType cannot make the reserved negative codes (-1 is
