@@ -156,3 +156,25 @@ async def test_reply_lost_after_the_server_popped_loses_nothing(rig: Rig, kind: 
     await asyncio.sleep(2.5)  # past socket_timeout + blocking_timeout, and a retry
     rig.proxy.resume()
     assert (await waiting)["seq"] == 1
+
+
+async def test_receiver_link_stalled_mid_stream_loses_nothing(rig: Rig) -> None:
+    # The sender is fine; the receiver's link stalls past every timeout while traffic
+    # goes on, then cuts: its abandoned requests reach the server late, or never.
+    sender = rig.direct(capacity=10_000)
+    receiver = rig.layer(prefix=sender.prefix, capacity=10_000)
+    channel = await receiver.new_channel()
+    background: list[asyncio.Future[None]] = []
+
+    async def stalled() -> None:
+        rig.proxy.pause()
+        await asyncio.sleep(1.5)  # past socket_timeout + blocking_timeout (1 s)
+        await asyncio.to_thread(rig.proxy.cut)
+        rig.proxy.resume()
+
+    async def stall() -> None:
+        background.append(asyncio.ensure_future(stalled()))
+
+    ledger = await stream(sender, receiver, channel, 600, {100: stall})
+    await asyncio.gather(*background)
+    ledger.check_exactly_once()
