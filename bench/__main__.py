@@ -87,6 +87,11 @@ def _select_targets(keys: list[str] | None) -> tuple[list[Target], list[Target]]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; exit status 1 if any run of ours FAILed."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["soak"]:  # python -m bench soak --minutes N: see bench/soak.py
+        from .soak import main as soak_main
+
+        return soak_main(arguments[1:])
     args = parse_args(argv)
     repetitions = args.repetitions or (1 if args.quick else 3)
     if repetitions < 1:

@@ -56,6 +56,8 @@ def _check_value(value: object, parts: tuple[str | int, ...]) -> None:
 
 
 _EXACT_SCALARS = frozenset({str, bytes, float, bool, type(None)})
+# Stands for "no key" beside list items; None cannot, since {None: 1} must be refused.
+_NO_KEY = object()
 
 
 def _fast_ok(value: object, depth: int) -> bool:
@@ -66,11 +68,11 @@ def _fast_ok(value: object, depth: int) -> bool:
     if kind is dict:
         items: Iterable[tuple[object, object]] = value.items()  # type: ignore[attr-defined]
     elif kind is list or kind is tuple:
-        items = ((None, item) for item in value)  # type: ignore[attr-defined]
+        items = ((_NO_KEY, item) for item in value)  # type: ignore[attr-defined]
     else:
         return False
     for key, item in items:
-        if key is not None and type(key) is not str:
+        if key is not _NO_KEY and type(key) is not str:
             return False
         item_kind = type(item)
         if item_kind in _EXACT_SCALARS:

@@ -21,9 +21,10 @@ import gc
 import os
 import socket
 import struct
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import pytest
@@ -43,6 +44,7 @@ __all__ = [
     "redis_answers",
     "require",
     "start_container",
+    "wait_answering",
 ]
 
 PROBE_TIMEOUT = 1.0
@@ -112,6 +114,8 @@ class Server:
     compose_service: str
     start_command: str
     image: str
+    container_env: Mapping[str, str] = field(default_factory=dict)
+    """Environment of the server's container (testcontainers path)."""
 
     def url(self, host: str | None = None, port: int | None = None) -> str:
         """The URL of this server at host:port (default: the local default port)."""
@@ -148,6 +152,8 @@ RABBITMQ = Server(
     compose_service="rabbitmq",
     start_command="rabbitmq-server -detached",
     image="rabbitmq:3-management",
+    # The image lets guest log in from outside the container (loopback_users off).
+    container_env={"RABBITMQ_DEFAULT_USER": "guest", "RABBITMQ_DEFAULT_PASS": "guest"},
 )
 
 
@@ -204,23 +210,36 @@ def docker_available(environ: Mapping[str, str] | None = None) -> bool:
             gc.collect()
 
 
+CONTAINER_START_TIMEOUT = 120.0
+"""Seconds a container's server gets to answer (a cold RabbitMQ takes tens of seconds)."""
+
+
 def _container(server: Server) -> Any:
-    """A not yet started testcontainers container for server."""
-    if server.scheme == "redis":
-        try:
-            from testcontainers.community.redis import RedisContainer
-        except ImportError:  # older testcontainers: no community package
-            from testcontainers.redis import RedisContainer
-        return RedisContainer(server.image)
-    if server.scheme == "amqp":
-        try:
-            from testcontainers.community.rabbitmq import RabbitMqContainer
-        except ImportError as exc:
-            if exc.name == "pika":  # testcontainers waits for RabbitMQ through pika
-                raise
-            from testcontainers.rabbitmq import RabbitMqContainer
-        return RabbitMqContainer(server.image)
-    raise ValueError(f"no container known for {server.name}")
+    """A not yet started testcontainers container for server (needs a Docker engine).
+
+    A plain DockerContainer and our own probe: testcontainers' RabbitMQ module waits
+    through pika, which is not a dependency of this project.
+    """
+    from testcontainers.core.container import DockerContainer
+
+    container = DockerContainer(server.image).with_exposed_ports(server.port)
+    for key, value in server.container_env.items():
+        container = container.with_env(key, value)
+    return container
+
+
+def wait_answering(
+    server: Server, host: str, port: int, timeout: float = CONTAINER_START_TIMEOUT
+) -> None:
+    """Return once server's probe succeeds at host:port; TimeoutError after timeout."""
+    deadline = time.monotonic() + timeout
+    while not server.probe(host, port, PROBE_TIMEOUT):
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"{server.name} ({server.image}) did not answer on {host}:{port} "
+                f"within {timeout:g} s"
+            )
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -230,6 +249,7 @@ def start_container(server: Server) -> Iterator[str]:
     with _container(server) as container:
         host = container.get_container_host_ip()
         port = int(container.get_exposed_port(server.port))
+        wait_answering(server, host, port)
         yield server.url(host, port)
 
 

@@ -25,6 +25,10 @@ class Keys:
         """Per local channel, how many of its messages are queued or buffered unread."""
         return f"{self.prefix}:d:{{{inbox}}}"
 
+    def held(self, name: str, reader: str = "") -> str:
+        """A reader's last batch of a channel or inbox, kept until it acknowledges it."""
+        return f"{self.prefix}:h:{{{name}}}:{reader}" if reader else f"{self.prefix}:h:{{{name}}}"
+
     def group(self, group: str) -> str:
         """The sorted set of a group's members, scored by membership expiry (ms)."""
         return f"{self.prefix}:g:{{{group}}}"

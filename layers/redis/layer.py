@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,14 +21,16 @@ from . import scripts
 from .connections import Connections
 from .hosts import parse_hosts
 from .keys import Keys
-from .receiving import UNBOUNDED, Acks, fetch_normal, flush_acks, read_inbox
+from .receiving import Acks, Held, fetch_normal, flush_acks, read_inbox
 from .ring import HashRing
 
 __all__ = ["RedisChannelLayer"]
 
 _RECEIVING_CACHE_SIZE = 65536
 _GROUP_PLAN_CACHE_SIZE = 256
-_FANOUT_CACHE_SIZE = 64
+# Entries carry their expiry as 13 digits of Unix ms (good until the year 2286): an
+# expiry must keep it at 13 digits for long after the message was sent.
+_MAX_EXPIRY = 100 * 365 * 86400
 
 
 def _timeout(name: str, value: object) -> float:
@@ -76,6 +77,10 @@ class RedisChannelLayer(ChannelLayer):
         **options: Any,
     ) -> None:
         super().__init__(**options)
+        if self.expiry > _MAX_EXPIRY:
+            raise ConfigError(
+                f"expiry must be at most {_MAX_EXPIRY} seconds (100 years), got {self.expiry:g}"
+            )
         self.socket_timeout = _timeout("socket_timeout", socket_timeout)
         self.blocking_timeout = _timeout("blocking_timeout", blocking_timeout)
         connect_timeout = _timeout("socket_connect_timeout", socket_connect_timeout)
@@ -103,11 +108,14 @@ class RedisChannelLayer(ChannelLayer):
         self._readers: dict[str, tuple[asyncio.Task[None], asyncio.Task[None]]] = {}
         self._fetchers: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
         self._expiry_ms = int(self.expiry * 1000)
+        # Readers' unacknowledged batches (receiving.Held), and how long Redis keeps one.
+        self.held: dict[str, Held] = {}
+        self.held_ttl_ms = self._expiry_ms * 2 + 1000
         # Per channel received on: its inbox (None for a normal channel) and on_wait.
         self._receiving: dict[str, tuple[str | None, Callable[[], None]]] = {}
         self._group_plans: dict[bytes, list[tuple[int, list[str], list[Any]]]] = {}
         # Per inbox entry header naming several local parts: the channels it names.
-        self._fanouts: dict[tuple[str, bytes], list[str]] = {}
+        self.fanouts: dict[tuple[str, bytes], list[str]] = {}
         self._group_expiry_ms = int(self.group_expiry * 1000)
 
     @classmethod
@@ -143,38 +151,6 @@ class RedisChannelLayer(ChannelLayer):
 
     def _is_ours(self, inbox: str) -> bool:
         return inbox[:-1].endswith("." + self.client_id)
-
-    def deliver(self, keys: list[str], result: list[Any], channel: str | None = None) -> None:
-        """Put a pop script's entries into the local buffers."""
-        now_ms, expired = result[0], result[1]
-        if expired:
-            self.counters.dropped_expired += expired
-        if len(result) <= 2:
-            return
-        now = time.monotonic()
-        put = self.local.put
-        if channel is not None:
-            for entry in result[2:]:
-                put(channel, entry[13:], now + (int(entry[:13]) - now_ms) / 1000, UNBOUNDED)
-            return
-        inbox = keys[0][keys[0].index("{") + 1 : -1]
-        for entry in result[2:]:
-            newline = entry.index(b"\n", 13)
-            deadline = now + (int(entry[:13]) - now_ms) / 1000
-            payload = entry[newline + 1 :]
-            parts = entry[13:newline]
-            if b"," not in parts:
-                put(inbox + parts.decode(), payload, deadline, UNBOUNDED)
-                continue
-            # A group_send's entry: the same members' names again and again.
-            channels = self._fanouts.get((inbox, parts))
-            if channels is None:
-                channels = [inbox + part for part in parts.decode().split(",")]
-                if len(self._fanouts) >= _FANOUT_CACHE_SIZE:
-                    self._fanouts.clear()
-                self._fanouts[inbox, parts] = channels
-            for channel in channels:
-                put(channel, payload, deadline, UNBOUNDED)
 
     def _ensure_reader(self, inbox: str) -> None:
         tasks = self._readers.get(inbox)

@@ -3,6 +3,8 @@
 Nothing here cancels a command that consumes: a task waits with a non-consuming
 BLMOVE (list to itself), then takes a batch with a short pop script whose result is
 kept even if the task is cancelled meanwhile. So cancellation never loses a message.
+A reply lost on the wire does not either: the script keeps each batch until the
+reader's next pop acknowledges it, and hands it over again if it was not (pop.lua).
 
 An inbox has one reader, this process, so the head that BLMOVE returns is delivered at
 once, a round trip before the pop that removes it: the layer remembers it in ``heads``
@@ -12,8 +14,8 @@ until a pop has removed it, so a reader that dies in between never delivers it t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,16 +26,20 @@ from redis.exceptions import RedisError
 
 from ..naming import non_local_name
 from . import scripts
+from .entries import deliver
 
 if TYPE_CHECKING:
     from .layer import RedisChannelLayer
 
-__all__ = ["Acks", "fetch_normal", "flush_acks", "read_inbox"]
+__all__ = ["Acks", "Held", "fetch_normal", "flush_acks", "read_inbox"]
 
 log = logging.getLogger("layers.redis")
-UNBOUNDED = sys.maxsize  # capacity was enforced in Redis when the message was sent
 _MAX_BACKOFF = 2.0
 _SPLIT_CACHE_SIZE = 65536
+_HELD_CACHE_SIZE = 4096
+# Pop request numbers: increasing for the whole process, so a late request is always
+# recognised as such, even by a reader whose Held record was forgotten.
+_POP_NUMBERS = itertools.count(1)
 # How long flush_acks lets acks gather before releasing them (when the reader has not
 # taken them with its next pop meanwhile): short next to any sender's retry interval.
 _ACK_DELAY = 0.001
@@ -119,6 +125,32 @@ class Acks:
             self._wakers[inbox] = wake
 
 
+class Held:
+    """One reader's batch kept in Redis until acknowledged: its key, and the number of
+    the last pop whose reply this reader got (-1: not known, so nothing is replayed)."""
+
+    __slots__ = ("acked", "key")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.acked = -1
+
+    @classmethod
+    def of(cls, layer: RedisChannelLayer, key: str) -> Held:
+        """The record for key, made on first use (forgotten records just stop replays)."""
+        held = layer.held.get(key)
+        if held is None:
+            if len(layer.held) >= _HELD_CACHE_SIZE:
+                layer.held.clear()
+            held = layer.held[key] = cls(key)
+        return held
+
+    def replied(self, number: int, task: asyncio.Future[Any]) -> None:
+        """Done callback of pop number: the reply arrived, so its batch is ours."""
+        if not task.cancelled() and task.exception() is None:
+            self.acked = number
+
+
 def pack_counts(counts: dict[str, int]) -> str:
     """(local part, number) pairs as the scripts take them: "part=n,part=n"."""
     return ",".join([f"{part}={n}" for part, n in counts.items()])
@@ -151,6 +183,7 @@ async def _pop(
     layer: RedisChannelLayer,
     shard: int,
     keys: list[str],
+    held: Held,
     count: int,
     channel: str | None = None,
     inbox: str | None = None,
@@ -161,7 +194,8 @@ async def _pop(
     releases the acks pending for it; they are given back if the script fails.
     """
     clients = await layer.connections.here()
-    args: list[Any] = [count]
+    number = next(_POP_NUMBERS)
+    args: list[Any] = [count, number, held.acked, layer.held_ttl_ms]
     acks = head = None
     if inbox is not None:
         acks, head = layer.acks.take(inbox), layer.heads.get(inbox)
@@ -169,14 +203,17 @@ async def _pop(
             args.append(pack_counts(acks) if acks else "")
         if head is not None:
             args.append(head)
-    task = asyncio.ensure_future(scripts.POP(clients.command(shard), keys, args))
+    task = asyncio.ensure_future(
+        scripts.POP(clients.command(shard), [keys[0], held.key, *keys[1:]], args)
+    )
+    task.add_done_callback(partial(held.replied, number))
     if inbox is not None and (acks or head is not None):
         task.add_done_callback(partial(_popped, layer, inbox, acks, head))
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         # The server may have popped already: finish, hand the batch over, then stop.
-        layer.deliver(keys, await task, channel)
+        deliver(layer, keys, await task, channel)
         raise
 
 
@@ -207,6 +244,7 @@ async def read_inbox(layer: RedisChannelLayer, inbox: str) -> None:
     """The one reader of a process inbox: batches of entries into the local buffers."""
     shard = layer.ring.index(inbox)
     keys = [layer.keys.inbox(inbox), layer.keys.depth(inbox)]
+    held = Held.of(layer, layer.keys.held(inbox))
     backoff = 0.05
     acks = layer.acks
     offset_ms = 0.0  # server clock minus ours, from the last pop: dates a delivered head
@@ -214,16 +252,16 @@ async def read_inbox(layer: RedisChannelLayer, inbox: str) -> None:
         while not layer.closed:
             acks.reading(inbox, True)
             try:
-                result = await _pop(layer, shard, keys, layer.batch_size, inbox=inbox)
+                result = await _pop(layer, shard, keys, held, layer.batch_size, inbox=inbox)
                 offset_ms = result[0] - time.time() * 1000
-                layer.deliver(keys, result)
+                deliver(layer, keys, result)
                 if len(result) <= 2:
                     layer.local.maybe_sweep()
                     acks.reading(inbox, False)
                     head = await _wait_nonempty(layer, shard, keys[0])
                     if head is not None and inbox not in layer.heads:
                         layer.heads[inbox] = head
-                        layer.deliver(keys, [time.time() * 1000 + offset_ms, 0, head])
+                        deliver(layer, keys, [time.time() * 1000 + offset_ms, 0, head])
                 backoff = 0.05
             except RedisError as exc:
                 acks.reading(inbox, False)
@@ -267,6 +305,9 @@ async def fetch_normal(layer: RedisChannelLayer, channel: str) -> None:
     """Take messages of a normal channel while receivers in this process wait for them."""
     shard = layer.ring.index(channel)
     keys = [layer.keys.channel(channel)]
+    # Several processes (and loops) take from one channel: each keeps its own batch.
+    reader = f"{layer.client_id}.{id(asyncio.get_running_loop()):x}"
+    held = Held.of(layer, layer.keys.held(channel, reader))
     backoff = 0.05
     try:
         while True:
@@ -277,8 +318,8 @@ async def fetch_normal(layer: RedisChannelLayer, channel: str) -> None:
                     return
                 continue
             try:
-                result = await _pop(layer, shard, keys, demand, channel)
-                layer.deliver(keys, result, channel)
+                result = await _pop(layer, shard, keys, held, demand, channel)
+                deliver(layer, keys, result, channel)
                 if len(result) <= 2:
                     await _wait_nonempty(layer, shard, keys[0])
                 backoff = 0.05

@@ -6,10 +6,12 @@ the test's own loop is doing, and a test can drive it from sync or async code al
 * ``cut()`` closes every open connection at once (both directions), as a dropped link;
 * ``refuse()`` / ``accept()`` make new connections fail or succeed (a server that is down);
 * ``pause()`` / ``resume()`` stop and restart forwarding without closing anything (a stall);
+  ``pause("down")`` holds only the server's replies, so requests still reach the server;
 * ``delay`` adds latency to every chunk forwarded (a slow link).
 
 ``stats`` counts connections accepted and cut, so a test can tell that the layer really
-reconnected through the proxy.
+reconnected through the proxy. ``record=True`` keeps every byte forwarded (both ways) in
+``recorded``, for tests that check what travels on the wire.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 __all__ = ["ProxyStats", "TcpProxy"]
 
 T = TypeVar("T")
 CHUNK = 65536
 CALL_TIMEOUT = 10.0
+Direction = Literal["both", "up", "down"]
+"""up: client to server; down: server to client."""
 
 
 @dataclass
@@ -41,16 +45,28 @@ class ProxyStats:
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to (host, port) and can cut, refuse, stall or slow the link."""
 
-    def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        listen_host: str = "127.0.0.1",
+        *,
+        record: bool = False,
+    ) -> None:
         self.target = (target_host, target_port)
+        self.record = record
+        self.recorded = bytearray()
         self.listen_host = listen_host
         self.port = 0
         self.delay = 0.0
         self.stats = ProxyStats()
         self._refusing = False
-        self._flowing: asyncio.Event | None = None
+        self._flowing: dict[str, asyncio.Event] = {}
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Connection handlers too: stop() must end them before the loop closes, or
+        # they are collected mid-await (unclosed sockets, "coroutine ignored GeneratorExit").
+        self._handlers: set[asyncio.Task[Any]] = set()
         self._server: asyncio.Server | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -104,13 +120,13 @@ class TcpProxy:
         """Accept and forward new connections again."""
         self._refusing = False
 
-    def pause(self) -> None:
-        """Stop forwarding bytes on every link, without closing them."""
-        self._call(self._set_flowing(False))
+    def pause(self, direction: Direction = "both") -> None:
+        """Stop forwarding bytes on every link (one way or both), without closing them."""
+        self._call(self._set_flowing(False, direction))
 
     def resume(self) -> None:
-        """Forward bytes again after pause()."""
-        self._call(self._set_flowing(True))
+        """Forward bytes both ways again after pause()."""
+        self._call(self._set_flowing(True, "both"))
 
     @property
     def open_links(self) -> int:
@@ -123,8 +139,9 @@ class TcpProxy:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(CALL_TIMEOUT)
 
     async def _start(self) -> None:
-        self._flowing = asyncio.Event()
-        self._flowing.set()
+        self._flowing = {"up": asyncio.Event(), "down": asyncio.Event()}
+        for event in self._flowing.values():
+            event.set()
         self._server = await asyncio.start_server(self._handle, self.listen_host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -132,16 +149,18 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
         await self._cut()
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *self._handlers]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _set_flowing(self, flowing: bool) -> None:
-        assert self._flowing is not None
-        if flowing:
-            self._flowing.set()
-        else:
-            self._flowing.clear()
+    async def _set_flowing(self, flowing: bool, direction: Direction) -> None:
+        for name, event in self._flowing.items():
+            if direction in ("both", name):
+                if flowing:
+                    event.set()
+                else:
+                    event.clear()
 
     async def _cut(self) -> int:
         links = list(self._links)
@@ -154,6 +173,18 @@ class TcpProxy:
         return len(links)
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        try:
+            await self._forward(client_r, client_w)
+        finally:
+            self._handlers.discard(handler)
+            client_w.transport.abort()
+
+    async def _forward(
+        self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+    ) -> None:
         if self._refusing:
             self.stats.refused += 1
             client_w.transport.abort()
@@ -168,8 +199,8 @@ class TcpProxy:
         link = (client_w, up_w)
         self._links.add(link)
         pumps = [
-            asyncio.create_task(self._pump(client_r, up_w)),
-            asyncio.create_task(self._pump(up_r, client_w)),
+            asyncio.create_task(self._pump(client_r, up_w, self._flowing["up"])),
+            asyncio.create_task(self._pump(up_r, client_w, self._flowing["down"])),
         ]
         self._tasks.update(pumps)
         try:
@@ -183,12 +214,15 @@ class TcpProxy:
             for writer in link:
                 writer.transport.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        assert self._flowing is not None
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(CHUNK):
-                await self._flowing.wait()
+                await flowing.wait()
                 if self.delay:
                     await asyncio.sleep(self.delay)
+                if self.record:
+                    self.recorded += data
                 writer.write(data)
                 await writer.drain()

@@ -63,6 +63,20 @@ def test_pause_holds_bytes_until_resume(proxy: TcpProxy) -> None:
     assert proxy.stats.cut == 0
 
 
+def test_pause_down_lets_requests_through(proxy: TcpProxy) -> None:
+    with socket.create_connection(proxy.address, timeout=2) as sock:
+        proxy.pause("down")
+        sock.sendall(b"SET held 1\r\n")
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(64)
+        # The server ran the command although its reply is held.
+        assert command(*proxy.target, "GET", "held") == "1"
+        proxy.resume()
+        sock.settimeout(2)
+        assert sock.recv(64) == b"+OK\r\n"
+
+
 def test_delay_slows_every_chunk(proxy: TcpProxy) -> None:
     proxy.delay = 0.2
     with socket.create_connection(proxy.address, timeout=2) as sock:

@@ -1,38 +1,66 @@
 -- Take up to ARGV[1] live entries from the head of a list; drop expired ones.
--- KEYS = {list} or {inbox, depth}: for an inbox, expired entries also release their
--- local channels' depth counts, and ARGV[2], if given, holds depth counts to release
--- first (the acks of messages received since the last pop): "local_part=n,..." or "".
--- ARGV[3], if given, is the inbox head the reader already delivered when its blocking
--- wait returned it: it is removed, not returned, if it is still the head.
+-- KEYS = {list, held} or {inbox, held, depth}: for an inbox, expired entries also
+-- release their local channels' depth counts, and ARGV[5], if given, holds depth counts
+-- to release first (the acks of messages received since the last pop): "part=n,...".
+--
+-- A reply can be lost on the wire after this script ran (a timeout, a cut link), so
+-- the batch is also kept in `held` under the request's number ARGV[2] until the
+-- reader's next pop says, with ARGV[3], which request's reply it got last:
+--   * a request numbered at or below the held one arrived late (its reader gave up
+--     on it and moved on): it does nothing;
+--   * a held batch whose number is not the one acknowledged never reached the
+--     reader: it is handed over again instead of a new one;
+--   * ARGV[3] = -1 means the reader does not know (it forgot): nothing is replayed.
+-- ARGV[4] is the held batch's time to live in ms.
+-- ARGV[6], if given (ARGV[5] is then given too, maybe ""), is the inbox head the reader
+-- already delivered when its blocking wait returned it: it is removed, and not
+-- returned, if it is still the head.
 -- Returns {server time in ms, expired count, entries...}.
-if ARGV[3] and redis.call('LINDEX', KEYS[1], 0) == ARGV[3] then
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local out = {now, 0}
+local seq, acked = tonumber(ARGV[2]), tonumber(ARGV[3])
+local held_seq = tonumber(redis.call('LINDEX', KEYS[2], 0))
+if held_seq and seq <= held_seq then return out end
+if ARGV[6] and redis.call('LINDEX', KEYS[1], 0) == ARGV[6] then
   redis.call('LPOP', KEYS[1])
 end
-if ARGV[2] and ARGV[2] ~= '' then
-  for part, n in string.gmatch(ARGV[2], '([^,=]*)=(%d+)') do
-    if redis.call('HINCRBY', KEYS[2], part, -tonumber(n)) <= 0 then
-      redis.call('HDEL', KEYS[2], part)
+local depth = KEYS[3]
+if ARGV[5] and ARGV[5] ~= '' and depth then
+  for part, n in string.gmatch(ARGV[5], '([^,=]*)=(%d+)') do
+    if redis.call('HINCRBY', depth, part, -tonumber(n)) <= 0 then
+      redis.call('HDEL', depth, part)
     end
   end
 end
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local popped = redis.call('LPOP', KEYS[1], tonumber(ARGV[1]))
-local out = {now, 0}
-if not popped then return out end
+local popped
+if held_seq and acked ~= -1 and held_seq ~= acked then
+  popped = redis.call('LRANGE', KEYS[2], 1, -1)
+else
+  popped = redis.call('LPOP', KEYS[1], tonumber(ARGV[1])) or {}
+end
 local expired = 0
 for _, entry in ipairs(popped) do
-  if tonumber(string.sub(entry, 1, 13)) > now then
+  local deadline = tonumber(string.sub(entry, 1, 13))
+  local newline = depth and string.find(entry, '\n', 14, true)
+  if not deadline or deadline > now or (depth and not newline) then
+    -- Live, or malformed (not written by us): the reader drops and counts the latter.
     out[#out + 1] = entry
-  elseif KEYS[2] then
-    local parts = string.sub(entry, 14, string.find(entry, '\n', 14, true) - 1)
+  elseif depth then
+    local parts = string.sub(entry, 14, newline - 1)
     for part in string.gmatch(parts, '[^,]+') do
       expired = expired + 1
-      if redis.call('HINCRBY', KEYS[2], part, -1) <= 0 then redis.call('HDEL', KEYS[2], part) end
+      if redis.call('HINCRBY', depth, part, -1) <= 0 then redis.call('HDEL', depth, part) end
     end
   else
     expired = expired + 1
   end
 end
 out[2] = expired
+redis.call('DEL', KEYS[2])
+redis.call('RPUSH', KEYS[2], seq)
+for i = 3, #out, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(out, i, math.min(i + 999, #out)))
+end
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
 return out

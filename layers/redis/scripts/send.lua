@@ -16,7 +16,9 @@ if #KEYS == 1 then
   local dropped = 0
   while true do
     local head = redis.call('LINDEX', KEYS[1], 0)
-    if not head or tonumber(string.sub(head, 1, 13)) > now then break end
+    -- A malformed head (not written by us) is left for the reader to drop and count.
+    local deadline = head and tonumber(string.sub(head, 1, 13))
+    if not deadline or deadline > now then break end
     redis.call('LPOP', KEYS[1])
     dropped = dropped + 1
   end

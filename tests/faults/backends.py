@@ -1,0 +1,83 @@
+"""The networked backends the fault tests run against; a backend joins with one entry.
+
+Each entry knows how to start a server the test owns (so it may be killed and
+restarted) and how to make a layer that reaches that server at a given address (the
+fault proxy's, usually). RabbitMQ joins ``NETWORKED`` with an entry of its own once
+its backend is merged; every test in ``tests/faults/`` then runs on it as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from layers.base import ChannelLayer
+from layers.redis import RedisChannelLayer
+from tests.redis_procs import RedisProcess
+
+__all__ = ["NETWORKED", "NetworkedBackend", "OwnedServer"]
+
+
+class OwnedServer(Protocol):
+    """A server process the test owns: where it listens, and how to crash and revive it."""
+
+    @property
+    def address(self) -> tuple[str, int]: ...
+
+    def kill(self) -> None: ...
+
+    def restart(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class NetworkedBackend:
+    """One backend that talks to a server over TCP."""
+
+    name: str
+    server: Callable[[], contextlib.AbstractContextManager[OwnedServer]]
+    """Starts an owned server; stops it on exit."""
+    layer: Callable[..., ChannelLayer]
+    """layer(host, port, **options): a layer whose server is at host:port."""
+    fast_timeouts: dict[str, Any] = field(default_factory=dict)
+    """Options that make an outage surface within about a second."""
+    connections: Callable[[OwnedServer], int] | None = None
+    """How many client connections the server has open now (for leak checks)."""
+
+    def make(self, host: str, port: int, **options: Any) -> ChannelLayer:
+        """A layer on a random prefix, with fast timeouts unless overridden."""
+        merged = {"prefix": f"f{secrets.token_hex(4)}", **self.fast_timeouts, **options}
+        return self.layer(host, port, **merged)
+
+
+@contextlib.contextmanager
+def _redis_server(*extra_args: str) -> Iterator[OwnedServer]:
+    with RedisProcess(extra_args, name="faults") as server:
+        yield server
+
+
+def _redis_layer(host: str, port: int, **options: Any) -> ChannelLayer:
+    return RedisChannelLayer(hosts=[f"redis://{host}:{port}/0"], **options)
+
+
+def _redis_connections(server: OwnedServer) -> int:
+    assert isinstance(server, RedisProcess)
+    # connected_clients counts this very INFO connection too.
+    return int(server.info("clients")["connected_clients"]) - 1
+
+
+NETWORKED = [
+    NetworkedBackend(
+        name="redis",
+        server=_redis_server,
+        layer=_redis_layer,
+        fast_timeouts={
+            "socket_timeout": 0.5,
+            "socket_connect_timeout": 0.5,
+            "blocking_timeout": 0.5,
+        },
+        connections=_redis_connections,
+    ),
+]
