@@ -1,0 +1,450 @@
+"""RabbitMQChannelLayer: channels as queues, groups as exchange bindings, over aio-pika.
+
+* A normal channel (no '!') is a real queue, ``<prefix>.c.<name>``, bounded with
+  ``x-max-length`` and ``x-overflow: reject-publish``: a publisher confirm that comes
+  back as a nack is ChannelFull. Any process can consume it (normal.py).
+* Each layer instance has one inbox queue, ``<prefix>.p.<client id>``, for its
+  process-local channels; it is deleted by close() and lapses (``x-expires``) soon after
+  its process dies (inbox.py). A send to our own process-local channel goes straight
+  into the local buffers, where its per-channel capacity is exact. A send to another
+  process's channel is published to that inbox, and capacity is checked by the receiver.
+* A group message is published once to ``<prefix>.g`` with the group as routing key;
+  the broker copies it to every inbox with members and every normal channel in it.
+* Everything is published mandatory with confirms. A returned message (no such queue:
+  the process is gone) is counted as ``dropped_unroutable`` and logged, never reported
+  as delivered. Expiry is a per-queue TTL plus a deadline check on receive; a message
+  the broker expires is dead-lettered back to its sender's inbox, which counts it.
+* flush() deletes what this layer declared (tracked, no management plugin needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import ssl
+import time
+from collections.abc import Coroutine
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiormq.abc import AbstractChannel
+from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity, ChannelPreconditionFailed
+
+from ..base import ChannelLayer, GroupSendResult
+from ..exceptions import ChannelFull, ConfigError, InvalidChannelName
+from ..local import LocalChannels
+from . import registry, wire
+from .connections import Link, Links, Outcome
+from .inbox import Inbox
+from .normal import NormalReceivers
+from .topology import Topology, client_of
+
+__all__ = ["RabbitMQChannelLayer"]
+
+log = logging.getLogger("layers.rabbitmq")
+DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+_MAX_COMPACT_INTERVAL = 30.0
+
+
+def _positive(name: str, value: object, kind: type = float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    if kind is int and not isinstance(value, int):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}")
+    return kind(value)
+
+
+def _resolve_url(host: object, url: object) -> str:
+    if host is not None and url is not None:
+        raise ConfigError("give either host or url, not both")
+    chosen = url if url is not None else host
+    if chosen is None:
+        return DEFAULT_URL
+    if not isinstance(chosen, str) or not chosen:
+        raise ConfigError(f"host/url must be a non-empty str, got {chosen!r}")
+    if "://" not in chosen:
+        return f"amqp://guest:guest@{chosen}/"
+    scheme = urlsplit(chosen).scheme
+    if scheme not in ("amqp", "amqps"):
+        raise ConfigError(f"a RabbitMQ URL starts with amqp:// or amqps://, got {chosen!r}")
+    return chosen
+
+
+async def _delete_queue(
+    name: str, channel: AbstractChannel, if_unused: bool = False, if_empty: bool = False
+) -> None:
+    await channel.queue_delete(name, if_unused=if_unused, if_empty=if_empty)
+
+
+async def _delete_exchange(name: str, channel: AbstractChannel) -> None:
+    await channel.exchange_delete(name)
+
+
+class RabbitMQChannelLayer(ChannelLayer):
+    """Channel layer over RabbitMQ (aio-pika, robust per-loop connections)."""
+
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        url: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        prefetch_count: int = 100,
+        connect_timeout: float = 10.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.url = _resolve_url(host, url)
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise ConfigError(f"ssl_context must be an ssl.SSLContext, got {ssl_context!r}")
+        self.prefetch_count: int = _positive("prefetch_count", prefetch_count, int)
+        self.timeout: float = _positive("connect_timeout", connect_timeout)
+        self.topology = Topology(self.prefix, self.expiry, self.group_expiry)
+        self.local = LocalChannels(self.counters, sweep_interval=min(self.expiry, 30.0) / 2)
+        self.links = Links(
+            self.url, ssl_context, self.timeout, self._on_connect, self._on_reconnect
+        )
+        self.inbox = Inbox(self)
+        self.normal = NormalReceivers(self)
+        self.dropped_unroutable = 0
+        self._queues: set[str] = set()  # every queue this layer declared, for flush()
+        self._ready: set[str] = set()  # queues known to exist (declared since the last flush)
+        self._grouped: set[str] = set()  # normal channel queues this layer bound to groups
+        self._compacted: dict[str, float] = {}
+        self._compact_interval = min(self.group_expiry / 2, _MAX_COMPACT_INTERVAL)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def from_url(cls, url: str, **overrides: Any) -> RabbitMQChannelLayer:
+        """A layer from amqp:// or amqps://; our options in the query, the rest kept."""
+        from ..config import options_from_query
+
+        base, _, query = url.partition("?")
+        known = cls.known_options()
+        ours, theirs = {}, []
+        for part in filter(None, query.split("&")):
+            key = part.partition("=")[0]
+            if key in known:
+                ours.update(options_from_query(part))
+            else:
+                theirs.append(part)  # aiormq's own: heartbeat, cafile, no_verify_ssl, ...
+        full = base + ("?" + "&".join(theirs) if theirs else "")
+        return cls(url=full, **{**ours, **overrides})
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run coro in the background of the running loop, logging its failure."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background task failed: %r", task.exception())
+
+    def track_queue(self, name: str) -> None:
+        """Note a queue this layer declared."""
+        self._queues.add(name)
+        self._ready.add(name)
+
+    def channel_arguments(self, channel: str) -> dict[str, Any]:
+        """Queue arguments of a normal channel."""
+        return self.topology.channel_arguments(self.capacity_rules(channel))
+
+    def _is_ours(self, channel: str) -> bool:
+        return client_of(channel) == self.client_id
+
+    async def _on_connect(self, link: Link) -> None:
+        link.exchanges.clear()
+
+    async def _on_reconnect(self, link: Link) -> None:
+        # The broker may have restarted: declare again what this loop relies on.
+        link.exchanges.clear()
+        self._ready.clear()
+        if self.inbox.hosted_on(link.loop):
+            await self.inbox.bind_all(link)
+
+    async def declare_exchange(self, link: Link, name: str) -> None:
+        """Declare the group or dead-letter exchange, once per connection (and flush).
+
+        Both are auto-delete: the broker removes them with their last binding, so a
+        prefix leaves nothing behind once its queues are gone.
+        """
+        if name in link.exchanges:
+            return
+        kind = "headers" if name == self.topology.dead_letters else "direct"
+        await link.call(
+            f"declaring exchange {name!r}",
+            self.timeout,
+            lambda ch: ch.exchange_declare(name, exchange_type=kind, auto_delete=True),
+        )
+        link.exchanges.add(name)
+
+    async def bind(
+        self,
+        link: Link,
+        queue: str,
+        exchange: str,
+        group: str = "",
+        arguments: dict[str, Any] | None = None,
+    ) -> None:
+        """Bind queue to exchange, declaring it again if it was auto-deleted meanwhile."""
+        for attempt in range(2):
+            await self.declare_exchange(link, exchange)
+            try:
+                await link.call(
+                    f"binding {queue!r}",
+                    self.timeout,
+                    lambda ch: ch.queue_bind(
+                        queue, exchange, routing_key=group, arguments=arguments
+                    ),
+                )
+                return
+            except ChannelNotFoundEntity:
+                link.exchanges.discard(exchange)
+                if attempt:
+                    raise
+
+    async def unbind(self, link: Link, queue: str, group: str) -> None:
+        """Unbind queue from group; an exchange or queue already gone is fine."""
+        groups = self.topology.groups
+        try:
+            await link.call(
+                f"unbinding group {group!r}",
+                self.timeout,
+                lambda ch: ch.queue_unbind(queue, groups, routing_key=group),
+            )
+        except ChannelNotFoundEntity:
+            link.exchanges.discard(groups)
+
+    async def _declare_channel(self, link: Link, channel: str) -> str:
+        name = self.topology.channel_queue(channel)
+        if name in self._ready:
+            return name
+        arguments = self.channel_arguments(channel)
+        try:
+            await link.call(
+                f"declaring channel {channel!r}",
+                self.timeout,
+                lambda ch: ch.queue_declare(name, arguments=arguments),
+            )
+        except ChannelPreconditionFailed as exc:
+            raise ConfigError(
+                f"queue {name!r} exists with other arguments than this layer's "
+                f"(capacity {arguments['x-max-length']}, expiry {self.expiry:g}s): layers "
+                f"sharing prefix {self.prefix!r} must agree on them ({exc})"
+            ) from exc
+        self.track_queue(name)
+        return name
+
+    def _unroutable(self, channel: str) -> None:
+        self.dropped_unroutable += 1
+        log.warning(
+            "dropped a message for %r: no such queue (its process is gone); "
+            "counted as dropped_unroutable",
+            channel,
+        )
+
+    def _headers(self, **extra: Any) -> dict[str, Any]:
+        return {
+            wire.SENDER: self.client_id,
+            wire.DEADLINE: wire.deadline_header(self.expiry),
+            **extra,
+        }
+
+    # -- the transport ---------------------------------------------------------------------
+
+    async def _send(self, channel: str, payload: bytes) -> None:
+        capacity = self.capacity_rules(channel)
+        if "!" in channel and self._is_ours(channel):
+            deadline = time.monotonic() + self.expiry
+            if not self.local.put(channel, payload, deadline, capacity):
+                raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
+            return
+        link = await self.links.here()
+        await self.inbox.ensure()  # expired sends come back to it and are counted
+        if "!" in channel:
+            queue = self.topology.inbox_queue(client_of(channel))
+            headers = self._headers(**{wire.CHANNEL: channel})
+            outcome = await link.publish(self.timeout, "", queue, payload, headers)
+        else:
+            queue = await self._declare_channel(link, channel)
+            outcome = await link.publish(self.timeout, "", queue, payload, self._headers())
+            if outcome is Outcome.RETURNED:
+                # Deleted under us (a peer's flush, x-expires): declare again, once.
+                self._ready.discard(queue)
+                queue = await self._declare_channel(link, channel)
+                outcome = await link.publish(self.timeout, "", queue, payload, self._headers())
+        if outcome is Outcome.NACKED:
+            raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
+        if outcome is Outcome.RETURNED:
+            self._unroutable(channel)
+
+    async def _receive(self, channel: str) -> bytes:
+        self.local.maybe_sweep()
+        if "!" in channel:
+            if not self._is_ours(channel):
+                raise InvalidChannelName(
+                    f"channel {channel!r} belongs to another process or layer: only the "
+                    "layer whose new_channel() made it can receive on it"
+                )
+            await self.inbox.ensure()
+            return await self.local.get(channel)
+        payload = await self.local.get(channel, partial(self.normal.ensure, channel))
+        self.normal.taken(payload)
+        return payload
+
+    async def _new_channel(self, name: str) -> None:
+        await self.inbox.ensure()
+
+    async def _group_add(self, group: str, channel: str) -> None:
+        link = await self.links.here()
+        until = time.time() + self.group_expiry
+        if "!" in channel and self._is_ours(channel):
+            await self.inbox.ensure()
+            if self.inbox.add(group, channel, until):
+                await self.bind(link, self.inbox.queue_name, self.topology.groups, group)
+        elif "!" in channel:
+            queue = self.topology.inbox_queue(client_of(channel))
+            control = {
+                wire.OP: wire.ADD,
+                wire.GROUP: group,
+                wire.CHANNEL: channel,
+                wire.UNTIL: int(until * 1000),
+            }
+            # The owner learns of the member before any group message can reach it.
+            if await link.publish(self.timeout, "", queue, b"", control) is Outcome.RETURNED:
+                self._unroutable(channel)
+                return
+            await self.bind(link, queue, self.topology.groups, group)
+        else:
+            queue = await self._declare_channel(link, channel)
+            self._grouped.add(queue)
+            await self.bind(link, queue, self.topology.groups, group)
+        await self._record(link, group, "add", channel)
+
+    async def _group_discard(self, group: str, channel: str) -> None:
+        link = await self.links.here()
+        await self._record(link, group, "discard", channel)
+        if "!" in channel and self._is_ours(channel):
+            if self.inbox.discard(group, channel):
+                await self.unbind(link, self.inbox.queue_name, group)
+        elif "!" in channel:
+            queue = self.topology.inbox_queue(client_of(channel))
+            control = {wire.OP: wire.DISCARD, wire.GROUP: group, wire.CHANNEL: channel}
+            await link.publish(self.timeout, "", queue, b"", control)  # gone: nothing to discard
+        else:
+            await self.unbind(link, await self._declare_channel(link, channel), group)
+
+    async def _record(self, link: Link, group: str, op: str, channel: str) -> None:
+        queue = self.topology.registry_queue(group)
+        self._queues.add(queue)
+        await registry.record(
+            link, self.timeout, queue, self.topology.registry_arguments(), op, channel
+        )
+
+    async def _compact(self, link: Link, group: str) -> list[str]:
+        queue = self.topology.registry_queue(group)
+        self._queues.add(queue)
+        fold = await registry.compact(
+            link, self.timeout, queue, self.topology.registry_arguments(), self.group_expiry
+        )
+        self._compacted[group] = time.monotonic()
+        for channel in fold.lapsed:
+            if "!" not in channel:  # a process drops its own lapsed members itself
+                await self.unbind(link, await self._declare_channel(link, channel), group)
+        return sorted(fold.members, key=fold.members.__getitem__)
+
+    async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
+        link = await self.links.here()
+        await self.inbox.ensure()
+        last = self._compacted.get(group)
+        if last is None or time.monotonic() - last > self._compact_interval:
+            # Lets memberships of normal channels lapse: nobody else would unbind them.
+            await self._compact(link, group)
+        headers = self._headers(**{wire.GROUP: group})
+        try:
+            outcome = await link.publish(
+                self.timeout, self.topology.groups, group, payload, headers
+            )
+        except ChannelNotFoundEntity:
+            link.exchanges.discard(self.topology.groups)
+            return 0, 0  # no exchange: nobody ever joined a group (or all left)
+        if outcome is Outcome.RETURNED:
+            return 0, 0  # no member anywhere
+        if outcome is Outcome.NACKED:
+            return 0, 1  # at least one normal channel in the group was full
+        return 1, 0
+
+    async def _group_channels(self, group: str) -> list[str]:
+        return await self._compact(await self.links.here(), group)
+
+    async def _flush(self) -> None:
+        self.local.clear()
+        self.inbox.clear()
+        watched = self.normal.watched()
+        await self.normal.stop_all(restart=False)
+        link = await self.links.here()
+        for queue in sorted(self._queues):
+            await link.call("flushing", self.timeout, partial(_delete_queue, queue))
+        self._queues.clear()
+        self._ready.clear()
+        self._compacted.clear()
+        topo = self.topology
+        for exchange in (topo.groups, topo.dead_letters):
+            await link.call("flushing", self.timeout, partial(_delete_exchange, exchange))
+        for other in self.links.all():
+            other.exchanges.clear()
+        if self.inbox.declared:
+            name = self.inbox.queue_name
+            await link.call("flushing", self.timeout, lambda ch: ch.queue_purge(name))
+            await self.inbox.bind_all(link)
+        for channel in watched:
+            if self.local.waiting(channel):
+                self.normal.ensure(channel)
+
+    async def _close(self) -> None:
+        self.local.close()
+        try:
+            await self.normal.stop_all()
+            await self.inbox.stop()
+            if self.inbox.declared or self._queues:
+                await self._remove_own_queues(await self.links.here())
+        except (AMQPChannelError, OSError, ConnectionError) as exc:
+            log.warning("closing %s: %r", type(self).__name__, exc)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await self.links.aclose()
+
+    async def _remove_own_queues(self, link: Link) -> None:
+        """Delete the inbox, and normal channel queues this layer made that nobody needs.
+
+        A normal channel's queue goes only if it is empty, has no consumer, and this
+        layer never bound it to a group: it holds nothing, and another process that
+        sends to it declares it again. A queue in a group is left to x-expires, since
+        deleting it would drop the memberships other processes gave it.
+        """
+        if self.inbox.declared:
+            name = self.inbox.queue_name
+            await link.call("deleting the inbox", self.timeout, lambda ch: ch.queue_delete(name))
+        prefix = self.topology.channel_queue("")
+        for queue in sorted(q for q in self._queues - self._grouped if q.startswith(prefix)):
+            with contextlib.suppress(ChannelPreconditionFailed):  # in use or not empty
+                await link.call(
+                    "removing an idle queue",
+                    self.timeout,
+                    partial(_delete_queue, queue, if_unused=True, if_empty=True),
+                )
+
+    def _stats(self) -> dict[str, Any]:
+        return {
+            **self.local.snapshot(),
+            "dropped_unroutable": self.dropped_unroutable,
+            "inbox": self.inbox.queue_name,
+        }

@@ -1,0 +1,211 @@
+"""Receiving on normal channels: a consumer per (event loop, channel) while receivers wait.
+
+A normal channel is a real queue that any process may consume. A consumer runs only
+while some receiver of this process waits on the channel, with prefetch_count
+unacknowledged deliveries at most. A delivery goes into the LocalChannels buffer
+unacknowledged, and is acked only once a receiver has taken it. When no receiver is
+left, the consumer is cancelled and whatever it buffered is nacked with requeue, which
+RabbitMQ puts back at its old place in the queue: another process gets it next, in
+order, and a cancelled receive() never loses a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+
+from . import wire
+
+if TYPE_CHECKING:
+    from .layer import RabbitMQChannelLayer
+
+__all__ = ["NormalReceivers"]
+
+log = logging.getLogger("layers.rabbitmq")
+UNBOUNDED = sys.maxsize  # the queue enforced capacity when the message was sent
+
+
+class _Consumer:
+    """One loop's consumer of one normal channel."""
+
+    def __init__(self, owner: NormalReceivers, channel: str) -> None:
+        self.owner = owner
+        self.channel = channel
+        self.loop = asyncio.get_running_loop()
+        self.pending: dict[int, AbstractIncomingMessage] = {}
+        self.amqp: AbstractRobustChannel | None = None
+        self.queue: AbstractQueue | None = None
+        self.tag: str | None = None
+        self.stopping = False
+        self._checking = False
+
+    async def start(self) -> None:
+        layer = self.owner.layer
+        link = await layer.links.here()
+        amqp = await link.connection.channel()
+        self.amqp = amqp
+        await amqp.set_qos(prefetch_count=layer.prefetch_count)
+        self.queue = await amqp.declare_queue(
+            layer.topology.channel_queue(self.channel),
+            arguments=layer.channel_arguments(self.channel),
+            robust=True,
+        )
+        layer.track_queue(self.queue.name)
+        self.tag = await self.queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        layer = self.owner.layer
+        if self.stopping:
+            await message.nack(requeue=True)
+            return
+        deadline = wire.local_deadline(dict(message.headers or {}), layer.expiry)
+        if deadline <= time.monotonic():
+            layer.counters.dropped_expired += 1
+            await message.ack()
+            return
+        body = message.body
+        self.pending[id(body)] = message
+        self.owner.index(body, self)
+        layer.local.put(self.channel, body, deadline, UNBOUNDED)
+        if not self._checking:
+            self._checking = True
+            layer.spawn(self._stop_if_unwatched())
+
+    async def _stop_if_unwatched(self) -> None:
+        try:
+            # Let receivers woken by this delivery take it first.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            if self.owner.layer.local.waiting(self.channel) == 0:
+                await self.stop()
+        finally:
+            self._checking = False
+
+    def ack(self, key: int) -> None:
+        """Ack a delivery a receiver took (called from any thread)."""
+        message = self.pending.pop(key, None)
+        if message is None:
+            return
+        if threading.get_ident() == self.owner.thread_of(self.loop):
+            self.owner.layer.spawn(_quiet(message.ack()))
+        elif not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.owner.layer.spawn, _quiet(message.ack()))
+
+    async def stop(self, restart: bool = True) -> None:
+        """Cancel the consumer, give back what no receiver took, close the channel."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.owner.forget(self)
+        if self.queue is not None and self.tag is not None:
+            await _quiet(self.queue.cancel(self.tag))
+        for _, payload in self.owner.layer.local.drain_unwatched(self.channel):
+            message = self.pending.pop(id(payload), None)
+            self.owner.unindex(payload)
+            if message is not None:
+                await _quiet(message.nack(requeue=True))
+        # What is left was taken (its ack is on its way) or expired in the buffer.
+        for message in list(self.pending.values()):
+            await _quiet(message.ack())
+        self.pending.clear()
+        if self.amqp is not None:
+            await _quiet(self.amqp.close())
+        # A receiver that came while this one stopped needs a consumer of its own.
+        layer = self.owner.layer
+        if restart and layer.local.waiting(self.channel) and not layer.closed:
+            self.owner.ensure(self.channel)
+
+
+class NormalReceivers:
+    """Every consumer of normal channels in this layer, and acks for taken messages."""
+
+    def __init__(self, layer: RabbitMQChannelLayer) -> None:
+        self.layer = layer
+        self._consumers: dict[tuple[asyncio.AbstractEventLoop, str], _Consumer] = {}
+        self._starting: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
+        self._by_payload: dict[int, _Consumer] = {}
+        self._threads: dict[asyncio.AbstractEventLoop, int] = {}
+        self._lock = threading.Lock()
+
+    def thread_of(self, loop: asyncio.AbstractEventLoop) -> int:
+        """The thread that runs loop."""
+        return self._threads.get(loop, -1)
+
+    def ensure(self, channel: str) -> None:
+        """Make sure this loop consumes channel (LocalChannels' on_wait hook)."""
+        loop = asyncio.get_running_loop()
+        key = (loop, channel)
+        if key in self._consumers or key in self._starting:
+            return
+        self.layer._check_open()
+        self._threads[loop] = threading.get_ident()
+        consumer = _Consumer(self, channel)
+        self._consumers[key] = consumer
+        self._starting[key] = task = loop.create_task(self._start(key, consumer))
+        task.add_done_callback(lambda _t: self._starting.pop(key, None))
+
+    async def _start(self, key: tuple[asyncio.AbstractEventLoop, str], consumer: _Consumer) -> None:
+        try:
+            await consumer.start()
+        except Exception as exc:
+            log.warning("could not consume %r (%r); retrying on the next receive", key[1], exc)
+            self._consumers.pop(key, None)
+            if consumer.amqp is not None:
+                await _quiet(consumer.amqp.close())
+            await asyncio.sleep(0.1)
+            if self.layer.local.waiting(key[1]) and not self.layer.closed:
+                self.ensure(key[1])
+
+    def index(self, payload: bytes, consumer: _Consumer) -> None:
+        """Remember which consumer holds payload's delivery."""
+        with self._lock:
+            self._by_payload[id(payload)] = consumer
+
+    def unindex(self, payload: bytes) -> None:
+        """Forget payload's delivery."""
+        with self._lock:
+            self._by_payload.pop(id(payload), None)
+
+    def taken(self, payload: bytes) -> None:
+        """A receiver took payload: ack its delivery."""
+        with self._lock:
+            consumer = self._by_payload.pop(id(payload), None)
+        if consumer is not None:
+            consumer.ack(id(payload))
+
+    def forget(self, consumer: _Consumer) -> None:
+        """A consumer is stopping: later receivers need a new one."""
+        key = (consumer.loop, consumer.channel)
+        if self._consumers.get(key) is consumer:
+            del self._consumers[key]
+
+    def watched(self) -> set[str]:
+        """Channels some loop of this layer consumes."""
+        return {channel for _, channel in self._consumers}
+
+    async def stop_all(self, restart: bool = False) -> None:
+        """Stop every consumer: this loop's now, other live loops' in their loop."""
+        here = asyncio.get_running_loop()
+        for task in [t for t in self._starting.values() if t.get_loop() is here]:
+            await asyncio.gather(task, return_exceptions=True)
+        for (loop, _), consumer in list(self._consumers.items()):
+            if loop is here:
+                await consumer.stop(restart)
+            elif loop.is_running() and not loop.is_closed():
+                done = asyncio.run_coroutine_threadsafe(consumer.stop(restart), loop)
+                await _quiet(asyncio.wait_for(asyncio.wrap_future(done), 5))
+            else:
+                self.forget(consumer)
+
+
+async def _quiet(awaitable: object) -> None:
+    try:
+        await awaitable  # type: ignore[misc]
+    except Exception as exc:
+        log.debug("ignored: %r", exc)
