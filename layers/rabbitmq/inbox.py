@@ -137,14 +137,14 @@ class Inbox:
     async def bind_all(self, link: Link) -> None:
         """(Re)bind the inbox: dead letters from its own sends, and every group it has."""
         layer = self.layer
-        await layer.bind(
+        await layer.broker.bind(
             link,
             self.queue_name,
             layer.topology.dead_letters,
             arguments={"x-match": "all", wire.SENDER: layer.client_id},
         )
         for group in self.groups():
-            await layer.bind(link, self.queue_name, layer.topology.groups, group)
+            await layer.broker.bind(link, self.queue_name, layer.topology.groups, group)
 
     def hosted_on(self, loop: asyncio.AbstractEventLoop) -> bool:
         """True if the consumer runs in loop."""
@@ -225,7 +225,7 @@ class Inbox:
         if self.live(group) is not None:
             return
         link = await self.layer.links.here()
-        await self.layer.unbind(link, self.queue_name, group)
+        await self.layer.broker.unbind(link, self.queue_name, group)
 
 
 async def _quietly(awaitable: Any) -> None:

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import ssl
@@ -30,13 +29,13 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiormq.abc import AbstractChannel
-from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity, ChannelPreconditionFailed
+from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity
 
 from ..base import ChannelLayer, GroupSendResult
 from ..exceptions import ChannelFull, ConfigError, InvalidChannelName
 from ..local import LocalChannels
 from . import registry, wire
+from .broker import Broker
 from .connections import Link, Links, Outcome
 from .inbox import Inbox
 from .normal import NormalReceivers
@@ -73,16 +72,6 @@ def _resolve_url(host: object, url: object) -> str:
     return chosen
 
 
-async def _delete_queue(
-    name: str, channel: AbstractChannel, if_unused: bool = False, if_empty: bool = False
-) -> None:
-    await channel.queue_delete(name, if_unused=if_unused, if_empty=if_empty)
-
-
-async def _delete_exchange(name: str, channel: AbstractChannel) -> None:
-    await channel.exchange_delete(name)
-
-
 class RabbitMQChannelLayer(ChannelLayer):
     """Channel layer over RabbitMQ (aio-pika, robust per-loop connections)."""
 
@@ -110,9 +99,7 @@ class RabbitMQChannelLayer(ChannelLayer):
         self.inbox = Inbox(self)
         self.normal = NormalReceivers(self)
         self.dropped_unroutable = 0
-        self._queues: set[str] = set()  # every queue this layer declared, for flush()
-        self._ready: set[str] = set()  # queues known to exist (declared since the last flush)
-        self._grouped: set[str] = set()  # normal channel queues this layer bound to groups
+        self.broker = Broker(self.topology, self.timeout, self.capacity_rules)
         self._compacted: dict[str, float] = {}
         self._compact_interval = min(self.group_expiry / 2, _MAX_COMPACT_INTERVAL)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -147,15 +134,6 @@ class RabbitMQChannelLayer(ChannelLayer):
         if not task.cancelled() and task.exception() is not None:
             log.warning("background task failed: %r", task.exception())
 
-    def track_queue(self, name: str) -> None:
-        """Note a queue this layer declared."""
-        self._queues.add(name)
-        self._ready.add(name)
-
-    def channel_arguments(self, channel: str) -> dict[str, Any]:
-        """Queue arguments of a normal channel."""
-        return self.topology.channel_arguments(self.capacity_rules(channel))
-
     def _is_ours(self, channel: str) -> bool:
         return client_of(channel) == self.client_id
 
@@ -165,82 +143,9 @@ class RabbitMQChannelLayer(ChannelLayer):
     async def _on_reconnect(self, link: Link) -> None:
         # The broker may have restarted: declare again what this loop relies on.
         link.exchanges.clear()
-        self._ready.clear()
+        self.broker.ready.clear()
         if self.inbox.hosted_on(link.loop):
             await self.inbox.bind_all(link)
-
-    async def declare_exchange(self, link: Link, name: str) -> None:
-        """Declare the group or dead-letter exchange, once per connection (and flush).
-
-        Both are auto-delete: the broker removes them with their last binding, so a
-        prefix leaves nothing behind once its queues are gone.
-        """
-        if name in link.exchanges:
-            return
-        kind = "headers" if name == self.topology.dead_letters else "direct"
-        await link.call(
-            f"declaring exchange {name!r}",
-            self.timeout,
-            lambda ch: ch.exchange_declare(name, exchange_type=kind, auto_delete=True),
-        )
-        link.exchanges.add(name)
-
-    async def bind(
-        self,
-        link: Link,
-        queue: str,
-        exchange: str,
-        group: str = "",
-        arguments: dict[str, Any] | None = None,
-    ) -> None:
-        """Bind queue to exchange, declaring it again if it was auto-deleted meanwhile."""
-        for attempt in range(2):
-            await self.declare_exchange(link, exchange)
-            try:
-                await link.call(
-                    f"binding {queue!r}",
-                    self.timeout,
-                    lambda ch: ch.queue_bind(
-                        queue, exchange, routing_key=group, arguments=arguments
-                    ),
-                )
-                return
-            except ChannelNotFoundEntity:
-                link.exchanges.discard(exchange)
-                if attempt:
-                    raise
-
-    async def unbind(self, link: Link, queue: str, group: str) -> None:
-        """Unbind queue from group; an exchange or queue already gone is fine."""
-        groups = self.topology.groups
-        try:
-            await link.call(
-                f"unbinding group {group!r}",
-                self.timeout,
-                lambda ch: ch.queue_unbind(queue, groups, routing_key=group),
-            )
-        except ChannelNotFoundEntity:
-            link.exchanges.discard(groups)
-
-    async def _declare_channel(self, link: Link, channel: str) -> str:
-        name = self.topology.channel_queue(channel)
-        if name in self._ready:
-            return name
-        arguments = self.channel_arguments(channel)
-        try:
-            await link.call(
-                f"declaring channel {channel!r}",
-                self.timeout,
-                lambda ch: ch.queue_declare(name, arguments=arguments),
-            )
-        except ChannelPreconditionFailed as exc:
-            raise ConfigError(
-                f"queue {name!r} exists with other arguments than this layer's "
-                f"(capacity {arguments['x-max-length']}, expiry {self.expiry:g}s): layers "
-                f"sharing prefix {self.prefix!r} must agree on them ({exc})"
-            ) from exc
-        self.track_queue(name)
-        return name
 
     def _unroutable(self, channel: str) -> None:
         self.dropped_unroutable += 1
@@ -273,12 +178,12 @@ class RabbitMQChannelLayer(ChannelLayer):
             headers = self._headers(**{wire.CHANNEL: channel})
             outcome = await link.publish(self.timeout, "", queue, payload, headers)
         else:
-            queue = await self._declare_channel(link, channel)
+            queue = await self.broker.declare_channel(link, channel)
             outcome = await link.publish(self.timeout, "", queue, payload, self._headers())
             if outcome is Outcome.RETURNED:
                 # Deleted under us (a peer's flush, x-expires): declare again, once.
-                self._ready.discard(queue)
-                queue = await self._declare_channel(link, channel)
+                self.broker.ready.discard(queue)
+                queue = await self.broker.declare_channel(link, channel)
                 outcome = await link.publish(self.timeout, "", queue, payload, self._headers())
         if outcome is Outcome.NACKED:
             raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
@@ -308,7 +213,7 @@ class RabbitMQChannelLayer(ChannelLayer):
         if "!" in channel and self._is_ours(channel):
             await self.inbox.ensure()
             if self.inbox.add(group, channel, until):
-                await self.bind(link, self.inbox.queue_name, self.topology.groups, group)
+                await self.broker.bind(link, self.inbox.queue_name, self.topology.groups, group)
         elif "!" in channel:
             queue = self.topology.inbox_queue(client_of(channel))
             control = {
@@ -321,11 +226,11 @@ class RabbitMQChannelLayer(ChannelLayer):
             if await link.publish(self.timeout, "", queue, b"", control) is Outcome.RETURNED:
                 self._unroutable(channel)
                 return
-            await self.bind(link, queue, self.topology.groups, group)
+            await self.broker.bind(link, queue, self.topology.groups, group)
         else:
-            queue = await self._declare_channel(link, channel)
-            self._grouped.add(queue)
-            await self.bind(link, queue, self.topology.groups, group)
+            queue = await self.broker.declare_channel(link, channel)
+            self.broker.grouped.add(queue)
+            await self.broker.bind(link, queue, self.topology.groups, group)
         await self._record(link, group, "add", channel)
 
     async def _group_discard(self, group: str, channel: str) -> None:
@@ -333,31 +238,33 @@ class RabbitMQChannelLayer(ChannelLayer):
         await self._record(link, group, "discard", channel)
         if "!" in channel and self._is_ours(channel):
             if self.inbox.discard(group, channel):
-                await self.unbind(link, self.inbox.queue_name, group)
+                await self.broker.unbind(link, self.inbox.queue_name, group)
         elif "!" in channel:
             queue = self.topology.inbox_queue(client_of(channel))
             control = {wire.OP: wire.DISCARD, wire.GROUP: group, wire.CHANNEL: channel}
             await link.publish(self.timeout, "", queue, b"", control)  # gone: nothing to discard
         else:
-            await self.unbind(link, await self._declare_channel(link, channel), group)
+            await self.broker.unbind(link, await self.broker.declare_channel(link, channel), group)
 
     async def _record(self, link: Link, group: str, op: str, channel: str) -> None:
         queue = self.topology.registry_queue(group)
-        self._queues.add(queue)
+        self.broker.queues.add(queue)
         await registry.record(
             link, self.timeout, queue, self.topology.registry_arguments(), op, channel
         )
 
     async def _compact(self, link: Link, group: str) -> list[str]:
         queue = self.topology.registry_queue(group)
-        self._queues.add(queue)
+        self.broker.queues.add(queue)
         fold = await registry.compact(
             link, self.timeout, queue, self.topology.registry_arguments(), self.group_expiry
         )
         self._compacted[group] = time.monotonic()
         for channel in fold.lapsed:
             if "!" not in channel:  # a process drops its own lapsed members itself
-                await self.unbind(link, await self._declare_channel(link, channel), group)
+                await self.broker.unbind(
+                    link, await self.broker.declare_channel(link, channel), group
+                )
         return sorted(fold.members, key=fold.members.__getitem__)
 
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
@@ -390,16 +297,8 @@ class RabbitMQChannelLayer(ChannelLayer):
         watched = self.normal.watched()
         await self.normal.stop_all(restart=False)
         link = await self.links.here()
-        for queue in sorted(self._queues):
-            await link.call("flushing", self.timeout, partial(_delete_queue, queue))
-        self._queues.clear()
-        self._ready.clear()
+        await self.broker.flush(link, self.links.all())
         self._compacted.clear()
-        topo = self.topology
-        for exchange in (topo.groups, topo.dead_letters):
-            await link.call("flushing", self.timeout, partial(_delete_exchange, exchange))
-        for other in self.links.all():
-            other.exchanges.clear()
         if self.inbox.declared:
             name = self.inbox.queue_name
             await link.call("flushing", self.timeout, lambda ch: ch.queue_purge(name))
@@ -413,34 +312,15 @@ class RabbitMQChannelLayer(ChannelLayer):
         try:
             await self.normal.stop_all()
             await self.inbox.stop()
-            if self.inbox.declared or self._queues:
-                await self._remove_own_queues(await self.links.here())
+            if self.inbox.declared or self.broker.queues:
+                inbox = self.inbox.queue_name if self.inbox.declared else None
+                await self.broker.remove_idle(await self.links.here(), inbox)
         except (AMQPChannelError, OSError, ConnectionError) as exc:
             log.warning("closing %s: %r", type(self).__name__, exc)
         finally:
             for task in list(self._tasks):
                 task.cancel()
             await self.links.aclose()
-
-    async def _remove_own_queues(self, link: Link) -> None:
-        """Delete the inbox, and normal channel queues this layer made that nobody needs.
-
-        A normal channel's queue goes only if it is empty, has no consumer, and this
-        layer never bound it to a group: it holds nothing, and another process that
-        sends to it declares it again. A queue in a group is left to x-expires, since
-        deleting it would drop the memberships other processes gave it.
-        """
-        if self.inbox.declared:
-            name = self.inbox.queue_name
-            await link.call("deleting the inbox", self.timeout, lambda ch: ch.queue_delete(name))
-        prefix = self.topology.channel_queue("")
-        for queue in sorted(q for q in self._queues - self._grouped if q.startswith(prefix)):
-            with contextlib.suppress(ChannelPreconditionFailed):  # in use or not empty
-                await link.call(
-                    "removing an idle queue",
-                    self.timeout,
-                    partial(_delete_queue, queue, if_unused=True, if_empty=True),
-                )
 
     def _stats(self) -> dict[str, Any]:
         return {

@@ -53,10 +53,10 @@ class _Consumer:
         await amqp.set_qos(prefetch_count=layer.prefetch_count)
         self.queue = await amqp.declare_queue(
             layer.topology.channel_queue(self.channel),
-            arguments=layer.channel_arguments(self.channel),
+            arguments=layer.broker.channel_arguments(self.channel),
             robust=True,
         )
-        layer.track_queue(self.queue.name)
+        layer.broker.track(self.queue.name)
         self.tag = await self.queue.consume(self._on_message)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
