@@ -145,11 +145,16 @@ class Link:
             await self.connection.close()
 
 
-async def _close_at_loop_shutdown(link: Link) -> AsyncIterator[None]:
+async def _close_at_loop_shutdown(
+    link: Link, before: Callable[[Link], Awaitable[None]]
+) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await link.aclose()
+        try:
+            await before(link)
+        finally:
+            await link.aclose()
 
 
 class Links:
@@ -162,12 +167,14 @@ class Links:
         timeout: float,
         on_connect: Callable[[Link], Awaitable[None]],
         on_reconnect: Callable[[Link], Awaitable[None]],
+        on_loop_close: Callable[[Link], Awaitable[None]],
     ) -> None:
         self.url = url
         self.ssl_context = ssl_context
         self.timeout = timeout
         self._on_connect = on_connect
         self._on_reconnect = on_reconnect
+        self._on_loop_close = on_loop_close
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Link] = (
             weakref.WeakKeyDictionary()
         )
@@ -218,7 +225,7 @@ class Links:
             await self._on_reconnect(link)
 
         connection.reconnect_callbacks.add(reconnected)
-        finalizer = _close_at_loop_shutdown(link)
+        finalizer = _close_at_loop_shutdown(link, self._on_loop_close)
         await finalizer.__anext__()  # registers it with this loop's shutdown_asyncgens
         link._finalizer = finalizer
         return link

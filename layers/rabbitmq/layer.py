@@ -94,7 +94,12 @@ class RabbitMQChannelLayer(ChannelLayer):
         self.topology = Topology(self.prefix, self.expiry, self.group_expiry)
         self.local = LocalChannels(self.counters, sweep_interval=min(self.expiry, 30.0) / 2)
         self.links = Links(
-            self.url, ssl_context, self.timeout, self._on_connect, self._on_reconnect
+            self.url,
+            ssl_context,
+            self.timeout,
+            self._on_connect,
+            self._on_reconnect,
+            self._on_loop_close,
         )
         self.inbox = Inbox(self)
         self.normal = NormalReceivers(self)
@@ -140,12 +145,26 @@ class RabbitMQChannelLayer(ChannelLayer):
     async def _on_connect(self, link: Link) -> None:
         link.exchanges.clear()
 
+    async def _on_loop_close(self, link: Link) -> None:
+        # Acks still owed for messages receivers took go out before the connection
+        # closes; buffered, untaken ones go back to the queue.
+        await self.normal.stop_here()
+
     async def _on_reconnect(self, link: Link) -> None:
         # The broker may have restarted: declare again what this loop relies on.
         link.exchanges.clear()
         self.broker.ready.clear()
         if self.inbox.hosted_on(link.loop):
             await self.inbox.bind_all(link)
+
+    async def republish(self, channel: str, payload: bytes) -> None:
+        """Put a message a receiver handed back at the end of its normal channel's queue."""
+        link = await self.links.here()
+        queue = self.topology.channel_queue(channel)
+        outcome = await link.publish(self.timeout, "", queue, payload, self._headers())
+        if outcome is not Outcome.ACKED:
+            self.counters.requeue_failed += 1
+            log.error("could not give a message of %r back to its queue: %s", channel, outcome)
 
     def _unroutable(self, channel: str) -> None:
         self.dropped_unroutable += 1
@@ -201,7 +220,7 @@ class RabbitMQChannelLayer(ChannelLayer):
             await self.inbox.ensure()
             return await self.local.get(channel)
         payload = await self.local.get(channel, partial(self.normal.ensure, channel))
-        self.normal.taken(payload)
+        await self.normal.taken(channel, payload)
         return payload
 
     async def _new_channel(self, name: str) -> None:

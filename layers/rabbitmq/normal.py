@@ -44,6 +44,7 @@ class _Consumer:
         self.tag: str | None = None
         self.stopping = False
         self._checking = False
+        self.acking: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         layer = self.owner.layer
@@ -87,15 +88,37 @@ class _Consumer:
         finally:
             self._checking = False
 
-    def ack(self, key: int) -> None:
-        """Ack a delivery a receiver took (called from any thread)."""
-        message = self.pending.pop(key, None)
+    def ack(self, key: int) -> asyncio.Future[None] | None:
+        """Ack a delivery a receiver took; a future (in the caller's loop) for its write."""
+        here = asyncio.get_running_loop()
+        if here is self.loop:
+            return self._ack_now(key)
+        if self.loop.is_closed():
+            return None
+        done = asyncio.run_coroutine_threadsafe(self._ack_there(key), self.loop)
+        return asyncio.wrap_future(done, loop=here)
+
+    async def _ack_there(self, key: int) -> None:
+        task = self._ack_now(key)
+        if task is not None:
+            await task
+
+    def _ack_now(self, key: int) -> asyncio.Task[None] | None:
+        # In this consumer's loop. The delivery stays pending until its ack is written,
+        # and stop() waits for these tasks (or acks what is left) before it closes the
+        # channel: a channel closed with a delivery unacked would requeue it, and the
+        # message would be received twice.
+        message = self.pending.get(key)
         if message is None:
-            return
-        if threading.get_ident() == self.owner.thread_of(self.loop):
-            self.owner.layer.spawn(_quiet(message.ack()))
-        elif not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.owner.layer.spawn, _quiet(message.ack()))
+            return None
+        task = self.loop.create_task(self._ack(key, message))
+        self.acking.add(task)
+        task.add_done_callback(self.acking.discard)
+        return task
+
+    async def _ack(self, key: int, message: AbstractIncomingMessage) -> None:
+        await _quiet(message.ack())
+        self.pending.pop(key, None)
 
     async def stop(self, restart: bool = True) -> None:
         """Cancel the consumer, give back what no receiver took, close the channel."""
@@ -105,19 +128,23 @@ class _Consumer:
         self.owner.forget(self)
         if self.queue is not None and self.tag is not None:
             await _quiet(self.queue.cancel(self.tag))
-        for _, payload in self.owner.layer.local.drain_unwatched(self.channel):
+        layer = self.owner.layer
+        for _, payload in layer.local.drain_unwatched(self.channel):
             message = self.pending.pop(id(payload), None)
             self.owner.unindex(payload)
             if message is not None:
                 await _quiet(message.nack(requeue=True))
+            else:  # already acked, then handed back by a cancelled receive()
+                await layer.republish(self.channel, payload)
         # What is left was taken (its ack is on its way) or expired in the buffer.
+        await asyncio.gather(*self.acking, return_exceptions=True)
         for message in list(self.pending.values()):
-            await _quiet(message.ack())
+            if not message.processed:
+                await _quiet(message.ack())
         self.pending.clear()
         if self.amqp is not None:
             await _quiet(self.amqp.close())
         # A receiver that came while this one stopped needs a consumer of its own.
-        layer = self.owner.layer
         if restart and layer.local.waiting(self.channel) and not layer.closed:
             self.owner.ensure(self.channel)
 
@@ -172,12 +199,27 @@ class NormalReceivers:
         with self._lock:
             self._by_payload.pop(id(payload), None)
 
-    def taken(self, payload: bytes) -> None:
-        """A receiver took payload: ack its delivery."""
+    async def taken(self, channel: str, payload: bytes) -> None:
+        """A receiver took payload: ack its delivery, and wait until the ack is written.
+
+        Waiting matters when the loop ends right after (asyncio.run): its connection
+        dies with it, and an unwritten ack would redeliver the message to someone else.
+        If the receiver is cancelled meanwhile, the message goes back to the local
+        buffer (at its end) for the next receiver, or to the queue if none comes.
+        """
         with self._lock:
             consumer = self._by_payload.pop(id(payload), None)
-        if consumer is not None:
-            consumer.ack(id(payload))
+        if consumer is None:
+            return
+        written = consumer.ack(id(payload))
+        if written is None:
+            return
+        try:
+            await asyncio.shield(written)
+        except asyncio.CancelledError:
+            layer = self.layer
+            layer.local.put(channel, payload, time.monotonic() + layer.expiry, UNBOUNDED)
+            raise
 
     def forget(self, consumer: _Consumer) -> None:
         """A consumer is stopping: later receivers need a new one."""
@@ -188,6 +230,13 @@ class NormalReceivers:
     def watched(self) -> set[str]:
         """Channels some loop of this layer consumes."""
         return {channel for _, channel in self._consumers}
+
+    async def stop_here(self) -> None:
+        """Stop this loop's consumers (its connection is about to close)."""
+        here = asyncio.get_running_loop()
+        for (loop, _), consumer in list(self._consumers.items()):
+            if loop is here:
+                await consumer.stop(restart=False)
 
     async def stop_all(self, restart: bool = False) -> None:
         """Stop every consumer: this loop's now, other live loops' in their loop."""
