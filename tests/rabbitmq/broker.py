@@ -1,0 +1,33 @@
+"""Looking at the broker directly, without the management plugin."""
+
+from __future__ import annotations
+
+import aiormq
+
+
+async def queue_exists(url: str, name: str) -> bool:
+    """True if the broker has a queue of that name (a passive declare, nothing created)."""
+    connection = await aiormq.connect(url)
+    try:
+        channel = await connection.channel()
+        try:
+            await channel.queue_declare(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        return True
+    finally:
+        await connection.close()
+
+
+async def exchange_exists(url: str, name: str) -> bool:
+    """True if the broker has an exchange of that name."""
+    connection = await aiormq.connect(url)
+    try:
+        channel = await connection.channel()
+        try:
+            await channel.exchange_declare(name, passive=True)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        return True
+    finally:
+        await connection.close()
