@@ -44,6 +44,9 @@ __all__ = ["Link", "Links", "Outcome"]
 log = logging.getLogger("layers.rabbitmq")
 T = TypeVar("T")
 _RETRY_PAUSE = 0.05
+# aio-pika waits 5 s between reconnect attempts by default: long next to the bounded
+# wait of a send during an outage (connect_timeout, 10 s by default).
+_RECONNECT = 1.0
 _TRANSIENT: tuple[type[BaseException], ...] = (
     AMQPConnectionError,
     ChannelInvalidStateError,
@@ -209,7 +212,7 @@ class Links:
         return link
 
     async def _connect(self) -> Link:
-        options: dict[str, Any] = {"timeout": self.timeout}
+        options: dict[str, Any] = {"timeout": self.timeout, "reconnect_interval": _RECONNECT}
         if self.ssl_context is not None:
             options["ssl_context"] = self.ssl_context
         try:

@@ -31,3 +31,13 @@ async def exchange_exists(url: str, name: str) -> bool:
         return True
     finally:
         await connection.close()
+
+
+async def delete_queue(url: str, name: str) -> None:
+    """Delete a queue from outside the layer (as a broker restart would lose it)."""
+    connection = await aiormq.connect(url)
+    try:
+        channel = await connection.channel()
+        await channel.queue_delete(name)
+    finally:
+        await connection.close()
