@@ -29,6 +29,9 @@ __all__ = ["NormalReceivers"]
 
 log = logging.getLogger("layers.rabbitmq")
 UNBOUNDED = sys.maxsize  # the queue enforced capacity when the message was sent
+# How long a consumer outlives its last receiver: the prefetched messages it holds are
+# unavailable to other processes for at most this long.
+_LINGER = 0.05
 
 
 class _Consumer:
@@ -43,7 +46,7 @@ class _Consumer:
         self.queue: AbstractQueue | None = None
         self.tag: str | None = None
         self.stopping = False
-        self._checking = False
+        self.active = time.monotonic()
         self.acking: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -59,6 +62,7 @@ class _Consumer:
         )
         layer.broker.track(self.queue.name)
         self.tag = await self.queue.consume(self._on_message)
+        layer.spawn(self.watch())
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         layer = self.owner.layer
@@ -74,19 +78,25 @@ class _Consumer:
         self.pending[id(body)] = message
         self.owner.index(body, self)
         layer.local.put(self.channel, body, deadline, UNBOUNDED)
-        if not self._checking:
-            self._checking = True
-            layer.spawn(self._stop_if_unwatched())
 
-    async def _stop_if_unwatched(self) -> None:
-        try:
-            # Let receivers woken by this delivery take it first.
-            for _ in range(3):
-                await asyncio.sleep(0)
-            if self.owner.layer.local.waiting(self.channel) == 0:
+    async def watch(self) -> None:
+        """Stop once no receiver of this loop has waited or taken for a while.
+
+        Not at the first instant with nobody waiting: a receiver that takes one message
+        and comes straight back for the next is not waiting in between, and giving its
+        prefetched messages back each time would hand them to other processes out of
+        order (and cost a round trip per message).
+        """
+        local = self.owner.layer.local
+        while not self.stopping:
+            await asyncio.sleep(_LINGER)
+            idle = time.monotonic() - self.active >= _LINGER
+            if idle and local.waiting(self.channel) == 0:
                 await self.stop()
-        finally:
-            self._checking = False
+
+    def touch(self) -> None:
+        """A receiver of this loop waits or took a message."""
+        self.active = time.monotonic()
 
     def ack(self, key: int) -> asyncio.Future[None] | None:
         """Ack a delivery a receiver took; a future (in the caller's loop) for its write."""
@@ -108,6 +118,7 @@ class _Consumer:
         # and stop() waits for these tasks (or acks what is left) before it closes the
         # channel: a channel closed with a delivery unacked would requeue it, and the
         # message would be received twice.
+        self.touch()
         message = self.pending.get(key)
         if message is None:
             return None
@@ -168,7 +179,9 @@ class NormalReceivers:
         """Make sure this loop consumes channel (LocalChannels' on_wait hook)."""
         loop = asyncio.get_running_loop()
         key = (loop, channel)
-        if key in self._consumers or key in self._starting:
+        consumer = self._consumers.get(key)
+        if consumer is not None:
+            consumer.touch()
             return
         self.layer._check_open()
         self._threads[loop] = threading.get_ident()
