@@ -275,9 +275,12 @@ class RabbitMQChannelLayer(ChannelLayer):
     async def _compact(self, link: Link, group: str) -> list[str]:
         queue = self.topology.registry_queue(group)
         self.broker.queues.add(queue)
-        fold = await registry.compact(
-            link, self.timeout, queue, self.topology.registry_arguments(), self.group_expiry
-        )
+        try:
+            fold = await registry.compact(
+                link, self.timeout, queue, self.topology.registry_arguments(), self.group_expiry
+            )
+        except ChannelNotFoundEntity:  # deleted meanwhile (a peer's flush): no members
+            return []
         self._compacted[group] = time.monotonic()
         for channel in fold.lapsed:
             if "!" not in channel:  # a process drops its own lapsed members itself
@@ -291,8 +294,10 @@ class RabbitMQChannelLayer(ChannelLayer):
         await self.inbox.ensure()
         last = self._compacted.get(group)
         if last is None or time.monotonic() - last > self._compact_interval:
-            # Lets memberships of normal channels lapse: nobody else would unbind them.
-            await self._compact(link, group)
+            # Lets memberships of normal channels lapse (nobody else would unbind them)
+            # and keeps the records short; in the background, off the send's path.
+            self._compacted[group] = time.monotonic()
+            self.spawn(self._compact(link, group))
         headers = self._headers(**{wire.GROUP: group})
         try:
             outcome = await link.publish(
@@ -311,6 +316,13 @@ class RabbitMQChannelLayer(ChannelLayer):
         return await self._compact(await self.links.here(), group)
 
     async def _flush(self) -> None:
+        # A compaction running now would hit the queues being deleted (and a channel
+        # error closes the channel every call shares): stop this loop's first.
+        here = asyncio.get_running_loop()
+        mine = [t for t in self._tasks if t.get_loop() is here and not t.done()]
+        for task in mine:
+            task.cancel()
+        await asyncio.gather(*mine, return_exceptions=True)
         self.local.clear()
         self.inbox.clear()
         watched = self.normal.watched()

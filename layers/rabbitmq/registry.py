@@ -5,7 +5,7 @@ appends an "add", group_discard a "discard". The broker routes group messages th
 bindings (see layer.py); these records only answer "who is in the group" and let
 memberships of normal channels lapse.
 
-Reading is a compaction: take the N records the queue holds (basic.get, unacked), fold
+Reading is a compaction: take the N records the queue holds (one consumer burst, unacked), fold
 them (the latest record per channel wins; an add older than group_expiry is dead),
 publish the folded set back, then ack the N taken. A crash halfway leaves duplicates,
 which the next fold removes. Records published meanwhile stay in the queue untouched.
@@ -15,19 +15,22 @@ Two compactions of one group at the same instant each see only the records they 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import msgpack
-from aiormq.abc import AbstractChannel
+from aiormq.abc import AbstractChannel, DeliveredMessage
 
 from .connections import Link, Outcome
 
 __all__ = ["Fold", "compact", "record"]
 
 Record = tuple[str, str, float]
+_READ_WAIT = 0.5
 
 
 @dataclass
@@ -72,6 +75,27 @@ async def record(
         await link.publish(limit, "", queue, body, {})
 
 
+async def _take(channel: AbstractChannel, queue: str, count: int) -> list[DeliveredMessage]:
+    """Up to count records, unacked: one consumer burst rather than a get per record."""
+    got: list[DeliveredMessage] = []
+    enough = asyncio.Event()
+
+    async def on_message(message: DeliveredMessage) -> None:
+        got.append(message)
+        if len(got) >= count:
+            enough.set()
+
+    ok = await channel.basic_consume(queue, on_message, no_ack=False)
+    try:
+        # Another compaction may hold some of the count: stop waiting for those soon.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(enough.wait(), _READ_WAIT)
+    finally:
+        # Every delivery before the cancel-ok has been handed to on_message by then.
+        await channel.basic_cancel(str(ok.consumer_tag))
+    return got
+
+
 async def compact(
     link: Link, limit: float, queue: str, arguments: dict[str, Any], group_expiry: float
 ) -> Fold:
@@ -80,22 +104,19 @@ async def compact(
         "reading a group registry", limit, lambda ch: ch.queue_declare(queue, arguments=arguments)
     )
     count = declared.message_count or 0
+    taken = (
+        await link.call("reading a group registry", limit, partial(_take, queue=queue, count=count))
+        if count
+        else []
+    )
     latest: dict[str, Record] = {}
-    tags: list[int] = []
-    for _ in range(count):
-        got = await link.call(
-            "reading a group registry", limit, lambda ch: ch.basic_get(queue, no_ack=False)
-        )
-        delivery = got.delivery
-        tag = getattr(delivery, "delivery_tag", None)
-        if tag is None:  # Basic.GetEmpty: another compaction took the rest
-            break
-        tags.append(tag)
-        rec = _unpack(got.body)
+    for message in taken:
+        rec = _unpack(message.body)
         if rec is not None and (rec[1] not in latest or latest[rec[1]][2] <= rec[2]):
             latest[rec[1]] = rec
     now = time.time()
     fold = Fold()
+    rewrite = []
     for op, channel, at in latest.values():
         if op == "add" and at + group_expiry > now:
             fold.members[channel] = at
@@ -106,7 +127,10 @@ async def compact(
             # keeps no expiration, so the compaction after it lapses sees it and the
             # layer can unbind a normal channel's queue.
             expiration = int((at + group_expiry - now) * 1000) if op != "add" else None
-            await link.publish(limit, "", queue, pack(op, channel, at), {}, expiration)
-    for tag in tags:
-        await link.call("acking group records", limit, partial(_ack, tag))
+            rewrite.append(link.publish(limit, "", queue, pack(op, channel, at), {}, expiration))
+    await asyncio.gather(*rewrite)  # confirmed before the originals are acked
+    tags = [t for m in taken if (t := getattr(m.delivery, "delivery_tag", None)) is not None]
+    await asyncio.gather(
+        *(link.call("acking group records", limit, partial(_ack, t)) for t in tags)
+    )
     return fold
