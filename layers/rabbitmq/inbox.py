@@ -13,7 +13,7 @@ members of the table; one for a group with none left unbinds the inbox from it.
 
 Per-channel capacity of process-local channels is checked here, at the receiver, and a
 message for a full channel is dropped and counted as dropped_full in this process (a
-sender in another process cannot be told; see the package docstring).
+sender in another process cannot be told; see layers/rabbitmq/__init__.py).
 """
 
 from __future__ import annotations

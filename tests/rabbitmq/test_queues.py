@@ -102,3 +102,29 @@ async def test_membership_of_a_normal_channel_lapses(rabbit: MakeLayer) -> None:
     await layer.group_send("lapsing", msg(2))
     await layer.send("worker", msg(3))
     assert (await recv(layer, "worker"))["seq"] == 3
+
+
+async def test_competing_processes_each_receive_in_order(rabbit: MakeLayer) -> None:
+    # A receiver that comes straight back for the next message keeps its consumer, so
+    # its prefetched messages never go to the other process out of order.
+    sender = rabbit(capacity=1000)
+    receivers = [rabbit(prefix=sender.prefix, capacity=1000) for _ in range(2)]
+    got: list[list[int]] = [[], []]
+
+    async def drain(index: int) -> None:
+        while True:
+            got[index].append((await receivers[index].receive("jobs"))["seq"])
+
+    tasks = [asyncio.ensure_future(drain(i)) for i in range(2)]
+    await asyncio.sleep(0.1)
+    for i in range(300):
+        await sender.send("jobs", msg(i))
+    async with asyncio.timeout(10):
+        while len(got[0]) + len(got[1]) < 300:
+            await asyncio.sleep(0.01)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert sorted(got[0] + got[1]) == list(range(300))
+    for seqs in got:
+        assert seqs == sorted(seqs)

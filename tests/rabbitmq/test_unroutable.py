@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from layers.exceptions import InvalidChannelName
 from tests.helpers import msg, recv
 from tests.rabbitmq.broker import queue_exists
 from tests.rabbitmq.conftest import MakeLayer
@@ -66,3 +67,11 @@ async def test_group_member_in_another_live_process_hears_the_group(rabbit: Make
     await other.group_send("room", msg(7))
     await owner.send(channel, msg(8))
     assert (await recv(owner, channel))["seq"] == 8
+
+
+async def test_receiving_on_another_layers_channel_is_refused(rabbit: MakeLayer) -> None:
+    owner = rabbit()
+    other = rabbit(prefix=owner.prefix)
+    channel = await owner.new_channel()
+    with pytest.raises(InvalidChannelName, match="belongs to another process"):
+        await other.receive(channel)
