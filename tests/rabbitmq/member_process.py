@@ -1,6 +1,7 @@
 """A second process for test_two_processes: joins a group, prints its channel, reports what it got.
 
-Run as ``python -m tests.rabbitmq.member_process <url> <prefix> <group>``.
+Run as ``python -m tests.rabbitmq.member_process <url> <prefix> <group> [expiry]``. It
+prints ``{"channel": ...}`` once it has joined, then ``{"got": seq}`` for one message.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import sys
 from layers.rabbitmq import RabbitMQChannelLayer
 
 
-async def main(url: str, prefix: str, group: str) -> None:
-    async with RabbitMQChannelLayer(url=url, prefix=prefix) as layer:
+async def main(url: str, prefix: str, group: str, expiry: float) -> None:
+    async with RabbitMQChannelLayer(url=url, prefix=prefix, expiry=expiry) as layer:
         channel = await layer.new_channel()
         await layer.group_add(group, channel)
         print(json.dumps({"channel": channel}), flush=True)
@@ -24,4 +25,5 @@ async def main(url: str, prefix: str, group: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    expiry = float(sys.argv[4]) if len(sys.argv) > 4 else 60.0
+    asyncio.run(main(*sys.argv[1:4], expiry))
