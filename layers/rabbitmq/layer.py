@@ -219,9 +219,11 @@ class RabbitMQChannelLayer(ChannelLayer):
                 )
             await self.inbox.ensure()
             return await self.local.get(channel)
-        payload = await self.local.get(channel, partial(self.normal.ensure, channel))
-        await self.normal.taken(channel, payload)
-        return payload
+        on_wait = partial(self.normal.ensure, channel)
+        while True:
+            payload = await self.local.get(channel, on_wait)
+            if await self.normal.taken(channel, payload):
+                return payload
 
     async def _new_channel(self, name: str) -> None:
         await self.inbox.ensure()

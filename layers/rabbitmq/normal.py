@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from aiormq.exceptions import ChannelInvalidStateError
 
 from . import wire
 
@@ -98,6 +99,14 @@ class _Consumer:
         """A receiver of this loop waits or took a message."""
         self.active = time.monotonic()
 
+    def stale(self, key: int) -> bool:
+        """True (and forgotten) if key's delivery came on a channel that has since died."""
+        message = self.pending.get(key)
+        if message is None or not _dead(message):
+            return False
+        self.pending.pop(key, None)
+        return True
+
     def ack(self, key: int) -> asyncio.Future[None] | None:
         """Ack a delivery a receiver took; a future (in the caller's loop) for its write."""
         here = asyncio.get_running_loop()
@@ -144,7 +153,8 @@ class _Consumer:
             message = self.pending.pop(id(payload), None)
             self.owner.unindex(payload)
             if message is not None:
-                await _quiet(message.nack(requeue=True))
+                if not _dead(message):  # else the broker requeued it already
+                    await _quiet(message.nack(requeue=True))
             else:  # already acked, then handed back by a cancelled receive()
                 await layer.republish(self.channel, payload)
         # What is left was taken (its ack is on its way) or expired in the buffer.
@@ -212,27 +222,33 @@ class NormalReceivers:
         with self._lock:
             self._by_payload.pop(id(payload), None)
 
-    async def taken(self, channel: str, payload: bytes) -> None:
+    async def taken(self, channel: str, payload: bytes) -> bool:
         """A receiver took payload: ack its delivery, and wait until the ack is written.
 
         Waiting matters when the loop ends right after (asyncio.run): its connection
         dies with it, and an unwritten ack would redeliver the message to someone else.
         If the receiver is cancelled meanwhile, the message goes back to the local
         buffer (at its end) for the next receiver, or to the queue if none comes.
+
+        False if the delivery is stale: its channel died (a lost connection), so the
+        broker has requeued it and will deliver it again; the receiver skips this copy.
         """
         with self._lock:
             consumer = self._by_payload.pop(id(payload), None)
         if consumer is None:
-            return
+            return True
+        if consumer.stale(id(payload)):
+            return False
         written = consumer.ack(id(payload))
         if written is None:
-            return
+            return True
         try:
             await asyncio.shield(written)
         except asyncio.CancelledError:
             layer = self.layer
             layer.local.put(channel, payload, time.monotonic() + layer.expiry, UNBOUNDED)
             raise
+        return True
 
     def forget(self, consumer: _Consumer) -> None:
         """A consumer is stopping: later receivers need a new one."""
@@ -264,6 +280,14 @@ class NormalReceivers:
                 await _quiet(asyncio.wait_for(asyncio.wrap_future(done), 5))
             else:
                 self.forget(consumer)
+
+
+def _dead(message: AbstractIncomingMessage) -> bool:
+    """True if the channel message came on has closed (aio-pika raises on reading it)."""
+    try:
+        return message.channel.is_closed
+    except ChannelInvalidStateError:
+        return True
 
 
 async def _quiet(awaitable: object) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from layers.exceptions import ChannelLayerConnectionError
 from tests.faults.proxy import TcpProxy
-from tests.helpers import msg, recv
+from tests.helpers import msg, nothing, recv
 from tests.rabbitmq.broker import delete_queue, queue_exists
 from tests.rabbitmq.conftest import MakeLayer
 
@@ -121,3 +121,29 @@ async def test_nothing_confirmed_is_lost_when_the_link_drops(
     while len(got) < len(set(confirmed)):
         got.add((await recv(receiver, "keep", timeout=10))["seq"])
     assert set(confirmed) <= got
+
+
+async def test_prefetched_messages_are_not_received_twice_after_a_cut(
+    proxy: TcpProxy, rabbit: MakeLayer, amqp_url: str
+) -> None:
+    # Deliveries buffered when the link dropped were requeued by the broker and come
+    # again on the new channel: the buffered copies must be skipped, not received too.
+    receiver = rabbit(url=via(proxy, amqp_url), prefetch_count=10)
+    sender = rabbit(prefix=receiver.prefix)
+    for i in range(5):
+        await sender.send("prefetched", msg(i))
+    assert (await recv(receiver, "prefetched"))["seq"] == 0  # 1-4 now sit in its buffer
+    await asyncio.sleep(0.02)  # the ack of 0 reaches the broker; the consumer lingers
+    accepted = proxy.stats.accepted
+    link = receiver.links.all()[0]
+    proxy.cut()
+    # Once the client has seen the link drop (before that, an ack written into the dead
+    # socket is simply lost, and the broker redelivers: at least once, as AMQP is)...
+    await _until(lambda: not link.connection.connected.is_set())
+    # ...copies taken from the buffer whose channel died must be skipped, and the
+    # broker's redeliveries received instead.
+    got = [(await recv(receiver, "prefetched", timeout=10))["seq"] for _ in range(4)]
+    assert got == [1, 2, 3, 4]
+    await _until(lambda: proxy.stats.accepted > accepted)
+    await asyncio.sleep(0.5)
+    await nothing(receiver, "prefetched", 0.5)
