@@ -150,6 +150,11 @@ class Inbox:
         """True if the consumer runs in loop."""
         return self._loop is loop
 
+    def release(self) -> None:
+        """Forget the consumer (its loop is ending): the next ensure() starts another."""
+        self._channel = self._queue = self._loop = None
+        self._starting = None
+
     async def stop(self) -> None:
         """Close the consumer's channel (in its loop), leaving the queue."""
         channel, loop = self._channel, self._loop

@@ -149,6 +149,15 @@ class RabbitMQChannelLayer(ChannelLayer):
         # Acks still owed for messages receivers took go out before the connection
         # closes; buffered, untaken ones go back to the queue.
         await self.normal.stop_here()
+        if self.inbox.hosted_on(link.loop) and not self.closed:
+            # Receivers in other loops may be waiting on process-local channels: move
+            # the inbox consumer to a loop that lives on (its unacked deliveries are
+            # requeued by the broker when this connection closes).
+            self.inbox.release()
+            for other in self.links.all():
+                if other.loop is not link.loop and other.loop.is_running():
+                    asyncio.run_coroutine_threadsafe(self.inbox.ensure(), other.loop)
+                    break
 
     async def _on_reconnect(self, link: Link) -> None:
         # The broker may have restarted: declare again what this loop relies on.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from tests.helpers import msg, recv
 from tests.rabbitmq.broker import exchange_exists, queue_exists
@@ -128,3 +129,32 @@ async def test_competing_processes_each_receive_in_order(rabbit: MakeLayer) -> N
     assert sorted(got[0] + got[1]) == list(range(300))
     for seqs in got:
         assert seqs == sorted(seqs)
+
+
+async def test_the_inbox_consumer_moves_when_its_loop_ends(rabbit: MakeLayer) -> None:
+    # A thread's loop uses the layer first (so it hosts the inbox consumer), then ends
+    # while this loop waits on a process-local channel.
+    layer = rabbit()
+    peer = rabbit(prefix=layer.prefix)
+    made: list[str] = []
+    release = threading.Event()
+
+    def other_loop() -> None:
+        async def main() -> None:
+            made.append(await layer.new_channel())
+            await asyncio.to_thread(release.wait, 10)
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+    async with asyncio.timeout(10):
+        while not made:
+            await asyncio.sleep(0.01)
+    await layer.send("here", msg(0))  # this loop has its own connection now
+    waiting = asyncio.ensure_future(recv(layer, made[0], timeout=10))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.to_thread(thread.join, 10)
+    await peer.send(made[0], msg(1))
+    assert (await waiting)["seq"] == 1
