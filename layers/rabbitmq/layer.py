@@ -34,10 +34,11 @@ from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity
 from ..base import ChannelLayer, GroupSendResult
 from ..exceptions import ChannelFull, ConfigError, InvalidChannelName
 from ..local import LocalChannels
-from . import registry, wire
+from . import wire
 from .broker import Broker
 from .connections import Link, Links, Outcome
 from .inbox import Inbox
+from .membership import Memberships
 from .normal import NormalReceivers
 from .topology import Topology, client_of
 
@@ -45,7 +46,6 @@ __all__ = ["RabbitMQChannelLayer"]
 
 log = logging.getLogger("layers.rabbitmq")
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
-_MAX_COMPACT_INTERVAL = 30.0
 
 
 def _positive(name: str, value: object, kind: type = float) -> Any:
@@ -105,8 +105,7 @@ class RabbitMQChannelLayer(ChannelLayer):
         self.normal = NormalReceivers(self)
         self.dropped_unroutable = 0
         self.broker = Broker(self.topology, self.timeout, self.capacity_rules)
-        self._compacted: dict[str, float] = {}
-        self._compact_interval = min(self.group_expiry / 2, _MAX_COMPACT_INTERVAL)
+        self.memberships = Memberships(self)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -139,7 +138,8 @@ class RabbitMQChannelLayer(ChannelLayer):
         if not task.cancelled() and task.exception() is not None:
             log.warning("background task failed: %r", task.exception())
 
-    def _is_ours(self, channel: str) -> bool:
+    def is_ours(self, channel: str) -> bool:
+        """True if channel is one of this layer's process-local channels."""
         return client_of(channel) == self.client_id
 
     async def _on_connect(self, link: Link) -> None:
@@ -175,7 +175,8 @@ class RabbitMQChannelLayer(ChannelLayer):
             self.counters.requeue_failed += 1
             log.error("could not give a message of %r back to its queue: %s", channel, outcome)
 
-    def _unroutable(self, channel: str) -> None:
+    def unroutable(self, channel: str) -> None:
+        """Count and log a message no queue would take (its process is gone)."""
         self.dropped_unroutable += 1
         log.warning(
             "dropped a message for %r: no such queue (its process is gone); "
@@ -194,7 +195,7 @@ class RabbitMQChannelLayer(ChannelLayer):
 
     async def _send(self, channel: str, payload: bytes) -> None:
         capacity = self.capacity_rules(channel)
-        if "!" in channel and self._is_ours(channel):
+        if "!" in channel and self.is_ours(channel):
             deadline = time.monotonic() + self.expiry
             if not self.local.put(channel, payload, deadline, capacity):
                 raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
@@ -216,12 +217,12 @@ class RabbitMQChannelLayer(ChannelLayer):
         if outcome is Outcome.NACKED:
             raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
         if outcome is Outcome.RETURNED:
-            self._unroutable(channel)
+            self.unroutable(channel)
 
     async def _receive(self, channel: str) -> bytes:
         self.local.maybe_sweep()
         if "!" in channel:
-            if not self._is_ours(channel):
+            if not self.is_ours(channel):
                 raise InvalidChannelName(
                     f"channel {channel!r} belongs to another process or layer: only the "
                     "layer whose new_channel() made it can receive on it"
@@ -238,77 +239,15 @@ class RabbitMQChannelLayer(ChannelLayer):
         await self.inbox.ensure()
 
     async def _group_add(self, group: str, channel: str) -> None:
-        link = await self.links.here()
-        until = time.time() + self.group_expiry
-        if "!" in channel and self._is_ours(channel):
-            await self.inbox.ensure()
-            if self.inbox.add(group, channel, until):
-                await self.broker.bind(link, self.inbox.queue_name, self.topology.groups, group)
-        elif "!" in channel:
-            queue = self.topology.inbox_queue(client_of(channel))
-            control = {
-                wire.OP: wire.ADD,
-                wire.GROUP: group,
-                wire.CHANNEL: channel,
-                wire.UNTIL: int(until * 1000),
-            }
-            # The owner learns of the member before any group message can reach it.
-            if await link.publish(self.timeout, "", queue, b"", control) is Outcome.RETURNED:
-                self._unroutable(channel)
-                return
-            await self.broker.bind(link, queue, self.topology.groups, group)
-        else:
-            queue = await self.broker.declare_channel(link, channel)
-            self.broker.grouped.add(queue)
-            await self.broker.bind(link, queue, self.topology.groups, group)
-        await self._record(link, group, "add", channel)
+        await self.memberships.add(group, channel)
 
     async def _group_discard(self, group: str, channel: str) -> None:
-        link = await self.links.here()
-        await self._record(link, group, "discard", channel)
-        if "!" in channel and self._is_ours(channel):
-            if self.inbox.discard(group, channel):
-                await self.broker.unbind(link, self.inbox.queue_name, group)
-        elif "!" in channel:
-            queue = self.topology.inbox_queue(client_of(channel))
-            control = {wire.OP: wire.DISCARD, wire.GROUP: group, wire.CHANNEL: channel}
-            await link.publish(self.timeout, "", queue, b"", control)  # gone: nothing to discard
-        else:
-            await self.broker.unbind(link, await self.broker.declare_channel(link, channel), group)
-
-    async def _record(self, link: Link, group: str, op: str, channel: str) -> None:
-        queue = self.topology.registry_queue(group)
-        self.broker.queues.add(queue)
-        await registry.record(
-            link, self.timeout, queue, self.topology.registry_arguments(), op, channel
-        )
-
-    async def _compact(self, link: Link, group: str) -> list[str]:
-        queue = self.topology.registry_queue(group)
-        self.broker.queues.add(queue)
-        try:
-            fold = await registry.compact(
-                link, self.timeout, queue, self.topology.registry_arguments(), self.group_expiry
-            )
-        except ChannelNotFoundEntity:  # deleted meanwhile (a peer's flush): no members
-            return []
-        self._compacted[group] = time.monotonic()
-        for channel in fold.lapsed:
-            if "!" not in channel:  # a process drops its own lapsed members itself
-                await self.broker.unbind(
-                    link, await self.broker.declare_channel(link, channel), group
-                )
-        return sorted(fold.members, key=fold.members.__getitem__)
+        await self.memberships.discard(group, channel)
 
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
         link = await self.links.here()
         await self.inbox.ensure()
-        last = self._compacted.get(group)
-        if last is None or time.monotonic() - last > self._compact_interval:
-            # Lets memberships of normal channels lapse (nobody else would unbind them)
-            # and keeps the records short; in the background, off the send's path.
-            self._compacted[group] = time.monotonic()
-            self.spawn(self._compact(link, group))
+        self.memberships.maybe_compact(link, group)
         headers = self._headers(**{wire.GROUP: group})
         try:
             outcome = await link.publish(
@@ -324,7 +263,7 @@ class RabbitMQChannelLayer(ChannelLayer):
         return 1, 0
 
     async def _group_channels(self, group: str) -> list[str]:
-        return await self._compact(await self.links.here(), group)
+        return await self.memberships.compact(await self.links.here(), group)
 
     async def _flush(self) -> None:
         # A compaction running now would hit the queues being deleted (and a channel
@@ -340,7 +279,7 @@ class RabbitMQChannelLayer(ChannelLayer):
         await self.normal.stop_all(restart=False)
         link = await self.links.here()
         await self.broker.flush(link, self.links.all())
-        self._compacted.clear()
+        self.memberships.forget()
         if self.inbox.declared:
             name = self.inbox.queue_name
             await link.call("flushing", self.timeout, lambda ch: ch.queue_purge(name))

@@ -31,8 +31,10 @@ __all__ = ["NormalReceivers"]
 log = logging.getLogger("layers.rabbitmq")
 UNBOUNDED = sys.maxsize  # the queue enforced capacity when the message was sent
 # How long a consumer outlives its last receiver: the prefetched messages it holds are
-# unavailable to other processes for at most this long.
-_LINGER = 0.05
+# unavailable to other processes for at most this long. Long enough that a receiver
+# descheduled for a moment on a busy host keeps them (a give-back while another
+# process competes for the channel reorders them for that process).
+_LINGER = 0.5
 
 
 class _Consumer:
