@@ -51,6 +51,7 @@ class _Consumer:
         self.stopping = False
         self.active = time.monotonic()
         self.acking: set[asyncio.Task[None]] = set()
+        self._stopped: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         layer = self.owner.layer
@@ -94,7 +95,7 @@ class _Consumer:
         while not self.stopping:
             await asyncio.sleep(_LINGER)
             idle = time.monotonic() - self.active >= _LINGER
-            if idle and local.waiting(self.channel) == 0:
+            if idle and local.waiting(self.channel) == 0 and not self.stopping:
                 await self.stop()
 
     def touch(self) -> None:
@@ -143,9 +144,16 @@ class _Consumer:
         self.pending.pop(key, None)
 
     async def stop(self, restart: bool = True) -> None:
-        """Cancel the consumer, give back what no receiver took, close the channel."""
-        if self.stopping:
-            return
+        """Cancel the consumer, give back what no receiver took, close the channel.
+
+        A second caller (flush() while the linger watch stops it) waits for the first
+        to finish, so nothing goes on to delete or close under a half-stopped consumer.
+        """
+        if self._stopped is None:
+            self._stopped = self.loop.create_task(self._stop(restart))
+        await asyncio.shield(self._stopped)
+
+    async def _stop(self, restart: bool) -> None:
         self.stopping = True
         self.owner.forget(self)
         if self.queue is not None and self.tag is not None:
