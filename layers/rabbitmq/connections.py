@@ -44,6 +44,7 @@ __all__ = ["Link", "Links", "Outcome"]
 log = logging.getLogger("layers.rabbitmq")
 T = TypeVar("T")
 _RETRY_PAUSE = 0.05
+_RESTORE_POLLS = 50
 # aio-pika waits 5 s between reconnect attempts by default: long next to the bounded
 # wait of a send during an outage (connect_timeout, 10 s by default).
 _RECONNECT = 1.0
@@ -79,12 +80,15 @@ class Link:
         self._finalizer: AsyncIterator[None] | None = None
 
     async def _underlay(self) -> AbstractChannel:
-        await self.channel.ready()
-        underlay = await self.channel.get_underlay_channel()
-        if underlay.is_closed:
-            await self.channel.reopen()
+        # A channel the broker closed (a channel error) is restored by aio-pika itself,
+        # under its own lock; reopening it here as well would race that restore.
+        for _ in range(_RESTORE_POLLS):
+            await self.channel.ready()
             underlay = await self.channel.get_underlay_channel()
-        return underlay
+            if not underlay.is_closed:
+                return underlay
+            await asyncio.sleep(_RETRY_PAUSE / 5)
+        raise ChannelInvalidStateError("the publishing channel was not restored")
 
     async def call(
         self, what: str, limit: float, op: Callable[[AbstractChannel], Awaitable[T]]
