@@ -109,7 +109,7 @@ class Inbox:
 
     async def ensure(self) -> None:
         """Declare the inbox and run its consumer, here if no live loop runs it."""
-        if self._loop is not None and not self._loop.is_closed():
+        if self.running():
             return
         loop = asyncio.get_running_loop()
         task = self._starting
@@ -145,6 +145,10 @@ class Inbox:
         )
         for group in self.groups():
             await layer.broker.bind(link, self.queue_name, layer.topology.groups, group)
+
+    def running(self) -> bool:
+        """True if the consumer runs in a live loop (ensure() would do nothing)."""
+        return self._loop is not None and not self._loop.is_closed()
 
     def hosted_on(self, loop: asyncio.AbstractEventLoop) -> bool:
         """True if the consumer runs in loop."""

@@ -201,7 +201,8 @@ class RabbitMQChannelLayer(ChannelLayer):
                 raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
             return
         link = await self.links.here()
-        await self.inbox.ensure()  # expired sends come back to it and are counted
+        if not self.inbox.running():
+            await self.inbox.ensure()  # expired sends come back to it and are counted
         if "!" in channel:
             queue = self.topology.inbox_queue(client_of(channel))
             headers = self._headers(**{wire.CHANNEL: channel})
@@ -227,7 +228,8 @@ class RabbitMQChannelLayer(ChannelLayer):
                     f"channel {channel!r} belongs to another process or layer: only the "
                     "layer whose new_channel() made it can receive on it"
                 )
-            await self.inbox.ensure()
+            if not self.inbox.running():
+                await self.inbox.ensure()
             return await self.local.get(channel)
         on_wait = partial(self.normal.ensure, channel)
         while True:
@@ -246,7 +248,8 @@ class RabbitMQChannelLayer(ChannelLayer):
 
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
         link = await self.links.here()
-        await self.inbox.ensure()
+        if not self.inbox.running():
+            await self.inbox.ensure()
         self.memberships.maybe_compact(link, group)
         headers = self._headers(**{wire.GROUP: group})
         try:
