@@ -25,6 +25,12 @@ def amqp_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def amqp_options(amqp_url: str) -> dict[str, str]:
+    """Options for a RabbitMQ layer."""
+    return {"url": amqp_url}
+
+
+@pytest.fixture(scope="session")
 def redis_single(redis_url: str) -> dict[str, list[str]]:
     """Options for a one-server Redis layer."""
     return {"hosts": [redis_url]}

@@ -10,6 +10,7 @@ from typing import Any
 from layers.base import ChannelLayer
 from layers.inmemory import InMemoryChannelLayer
 from layers.ipc import IPCChannelLayer
+from layers.rabbitmq import RabbitMQChannelLayer
 from layers.redis import RedisChannelLayer
 
 ENCRYPTION_KEYS = ["contract-suite-key"]
@@ -71,4 +72,13 @@ VARIANTS = [
     ),
     Variant("redis-sentinel", RedisChannelLayer, shared=True, servers="redis_sentinel_options"),
     Variant("redis-cluster", RedisChannelLayer, shared=True, servers="redis_cluster_options"),
+    Variant("rabbitmq", RabbitMQChannelLayer, shared=True, servers="amqp_options"),
+    Variant(
+        "rabbitmq-encrypted",
+        RabbitMQChannelLayer,
+        shared=True,
+        encrypted=True,
+        options={"symmetric_encryption_keys": ENCRYPTION_KEYS},
+        servers="amqp_options",
+    ),
 ]

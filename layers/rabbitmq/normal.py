@@ -1,0 +1,307 @@
+"""Receiving on normal channels: a consumer per (event loop, channel) while receivers wait.
+
+A normal channel is a real queue that any process may consume. A consumer runs only
+while some receiver of this process waits on the channel, with prefetch_count
+unacknowledged deliveries at most. A delivery goes into the LocalChannels buffer
+unacknowledged, and is acked only once a receiver has taken it. When no receiver is
+left, the consumer is cancelled and whatever it buffered is nacked with requeue, which
+RabbitMQ puts back at its old place in the queue: another process gets it next, in
+order, and a cancelled receive() never loses a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from aiormq.exceptions import ChannelInvalidStateError
+
+from . import wire
+
+if TYPE_CHECKING:
+    from .layer import RabbitMQChannelLayer
+
+__all__ = ["NormalReceivers"]
+
+log = logging.getLogger("layers.rabbitmq")
+UNBOUNDED = sys.maxsize  # the queue enforced capacity when the message was sent
+# How long a consumer outlives its last receiver: the prefetched messages it holds are
+# unavailable to other processes for at most this long. Long enough that a receiver
+# descheduled for a moment on a busy host keeps them (a give-back while another
+# process competes for the channel reorders them for that process).
+_LINGER = 0.5
+
+
+class _Consumer:
+    """One loop's consumer of one normal channel."""
+
+    def __init__(self, owner: NormalReceivers, channel: str) -> None:
+        self.owner = owner
+        self.channel = channel
+        self.loop = asyncio.get_running_loop()
+        self.pending: dict[int, AbstractIncomingMessage] = {}
+        self.amqp: AbstractRobustChannel | None = None
+        self.queue: AbstractQueue | None = None
+        self.tag: str | None = None
+        self.stopping = False
+        self.active = time.monotonic()
+        self.acking: set[asyncio.Task[None]] = set()
+        self._stopped: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        layer = self.owner.layer
+        link = await layer.links.here()
+        amqp = await link.connection.channel()
+        self.amqp = amqp
+        await amqp.set_qos(prefetch_count=layer.prefetch_count)
+        self.queue = await amqp.declare_queue(
+            layer.topology.channel_queue(self.channel),
+            arguments=layer.broker.channel_arguments(self.channel),
+            robust=True,
+        )
+        layer.broker.track(self.queue.name)
+        self.tag = await self.queue.consume(self._on_message)
+        layer.spawn(self.watch())
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        layer = self.owner.layer
+        if self.stopping:
+            await message.nack(requeue=True)
+            return
+        deadline = wire.local_deadline(dict(message.headers or {}), layer.expiry)
+        if deadline <= time.monotonic():
+            layer.counters.dropped_expired += 1
+            await message.ack()
+            return
+        body = message.body
+        self.pending[id(body)] = message
+        self.owner.index(body, self)
+        layer.local.put(self.channel, body, deadline, UNBOUNDED)
+
+    async def watch(self) -> None:
+        """Stop once no receiver of this loop has waited or taken for a while.
+
+        Not at the first instant with nobody waiting: a receiver that takes one message
+        and comes straight back for the next is not waiting in between, and giving its
+        prefetched messages back each time would hand them to other processes out of
+        order (and cost a round trip per message).
+        """
+        local = self.owner.layer.local
+        while not self.stopping:
+            await asyncio.sleep(_LINGER)
+            idle = time.monotonic() - self.active >= _LINGER
+            if idle and local.waiting(self.channel) == 0 and not self.stopping:
+                await self.stop()
+
+    def touch(self) -> None:
+        """A receiver of this loop waits or took a message."""
+        self.active = time.monotonic()
+
+    def stale(self, key: int) -> bool:
+        """True (and forgotten) if key's delivery came on a channel that has since died."""
+        message = self.pending.get(key)
+        if message is None or not _dead(message):
+            return False
+        self.pending.pop(key, None)
+        return True
+
+    def ack(self, key: int) -> asyncio.Future[None] | None:
+        """Ack a delivery a receiver took; a future (in the caller's loop) for its write."""
+        here = asyncio.get_running_loop()
+        if here is self.loop:
+            return self._ack_now(key)
+        if self.loop.is_closed():
+            return None
+        done = asyncio.run_coroutine_threadsafe(self._ack_there(key), self.loop)
+        return asyncio.wrap_future(done, loop=here)
+
+    async def _ack_there(self, key: int) -> None:
+        task = self._ack_now(key)
+        if task is not None:
+            await task
+
+    def _ack_now(self, key: int) -> asyncio.Task[None] | None:
+        # In this consumer's loop. The delivery stays pending until its ack is written,
+        # and stop() waits for these tasks (or acks what is left) before it closes the
+        # channel: a channel closed with a delivery unacked would requeue it, and the
+        # message would be received twice.
+        self.touch()
+        message = self.pending.get(key)
+        if message is None:
+            return None
+        task = self.loop.create_task(self._ack(key, message))
+        self.acking.add(task)
+        task.add_done_callback(self.acking.discard)
+        return task
+
+    async def _ack(self, key: int, message: AbstractIncomingMessage) -> None:
+        await _quiet(message.ack())
+        self.pending.pop(key, None)
+
+    async def stop(self, restart: bool = True) -> None:
+        """Cancel the consumer, give back what no receiver took, close the channel.
+
+        A second caller (flush() while the linger watch stops it) waits for the first
+        to finish, so nothing goes on to delete or close under a half-stopped consumer.
+        """
+        if self._stopped is None:
+            self._stopped = self.loop.create_task(self._stop(restart))
+        await asyncio.shield(self._stopped)
+
+    async def _stop(self, restart: bool) -> None:
+        self.stopping = True
+        self.owner.forget(self)
+        if self.queue is not None and self.tag is not None:
+            await _quiet(self.queue.cancel(self.tag))
+        layer = self.owner.layer
+        for _, payload in layer.local.drain_unwatched(self.channel):
+            message = self.pending.pop(id(payload), None)
+            self.owner.unindex(payload)
+            if message is not None:
+                if not _dead(message):  # else the broker requeued it already
+                    await _quiet(message.nack(requeue=True))
+            else:  # already acked, then handed back by a cancelled receive()
+                await layer.republish(self.channel, payload)
+        # What is left was taken (its ack is on its way) or expired in the buffer.
+        await asyncio.gather(*self.acking, return_exceptions=True)
+        for message in list(self.pending.values()):
+            if not message.processed:
+                await _quiet(message.ack())
+        self.pending.clear()
+        if self.amqp is not None:
+            await _quiet(self.amqp.close())
+        # A receiver that came while this one stopped needs a consumer of its own.
+        if restart and layer.local.waiting(self.channel) and not layer.closed:
+            self.owner.ensure(self.channel)
+
+
+class NormalReceivers:
+    """Every consumer of normal channels in this layer, and acks for taken messages."""
+
+    def __init__(self, layer: RabbitMQChannelLayer) -> None:
+        self.layer = layer
+        self._consumers: dict[tuple[asyncio.AbstractEventLoop, str], _Consumer] = {}
+        self._starting: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
+        self._by_payload: dict[int, _Consumer] = {}
+        self._threads: dict[asyncio.AbstractEventLoop, int] = {}
+        self._lock = threading.Lock()
+
+    def thread_of(self, loop: asyncio.AbstractEventLoop) -> int:
+        """The thread that runs loop."""
+        return self._threads.get(loop, -1)
+
+    def ensure(self, channel: str) -> None:
+        """Make sure this loop consumes channel (LocalChannels' on_wait hook)."""
+        loop = asyncio.get_running_loop()
+        key = (loop, channel)
+        consumer = self._consumers.get(key)
+        if consumer is not None:
+            consumer.touch()
+            return
+        self.layer._check_open()
+        self._threads[loop] = threading.get_ident()
+        consumer = _Consumer(self, channel)
+        self._consumers[key] = consumer
+        self._starting[key] = task = loop.create_task(self._start(key, consumer))
+        task.add_done_callback(lambda _t: self._starting.pop(key, None))
+
+    async def _start(self, key: tuple[asyncio.AbstractEventLoop, str], consumer: _Consumer) -> None:
+        try:
+            await consumer.start()
+        except Exception as exc:
+            log.warning("could not consume %r (%r); retrying on the next receive", key[1], exc)
+            self._consumers.pop(key, None)
+            if consumer.amqp is not None:
+                await _quiet(consumer.amqp.close())
+            await asyncio.sleep(0.1)
+            if self.layer.local.waiting(key[1]) and not self.layer.closed:
+                self.ensure(key[1])
+
+    def index(self, payload: bytes, consumer: _Consumer) -> None:
+        """Remember which consumer holds payload's delivery."""
+        with self._lock:
+            self._by_payload[id(payload)] = consumer
+
+    def unindex(self, payload: bytes) -> None:
+        """Forget payload's delivery."""
+        with self._lock:
+            self._by_payload.pop(id(payload), None)
+
+    async def taken(self, channel: str, payload: bytes) -> bool:
+        """A receiver took payload: ack its delivery, and wait until the ack is written.
+
+        Waiting matters when the loop ends right after (asyncio.run): its connection
+        dies with it, and an unwritten ack would redeliver the message to someone else.
+        If the receiver is cancelled meanwhile, the message goes back to the local
+        buffer (at its end) for the next receiver, or to the queue if none comes.
+
+        False if the delivery is stale: its channel died (a lost connection), so the
+        broker has requeued it and will deliver it again; the receiver skips this copy.
+        """
+        with self._lock:
+            consumer = self._by_payload.pop(id(payload), None)
+        if consumer is None:
+            return True
+        if consumer.stale(id(payload)):
+            return False
+        written = consumer.ack(id(payload))
+        if written is None:
+            return True
+        try:
+            await asyncio.shield(written)
+        except asyncio.CancelledError:
+            layer = self.layer
+            layer.local.put(channel, payload, time.monotonic() + layer.expiry, UNBOUNDED)
+            raise
+        return True
+
+    def forget(self, consumer: _Consumer) -> None:
+        """A consumer is stopping: later receivers need a new one."""
+        key = (consumer.loop, consumer.channel)
+        if self._consumers.get(key) is consumer:
+            del self._consumers[key]
+
+    def watched(self) -> set[str]:
+        """Channels some loop of this layer consumes."""
+        return {channel for _, channel in self._consumers}
+
+    async def stop_here(self) -> None:
+        """Stop this loop's consumers (its connection is about to close)."""
+        here = asyncio.get_running_loop()
+        for (loop, _), consumer in list(self._consumers.items()):
+            if loop is here:
+                await consumer.stop(restart=False)
+
+    async def stop_all(self, restart: bool = False) -> None:
+        """Stop every consumer: this loop's now, other live loops' in their loop."""
+        here = asyncio.get_running_loop()
+        for task in [t for t in self._starting.values() if t.get_loop() is here]:
+            await asyncio.gather(task, return_exceptions=True)
+        for (loop, _), consumer in list(self._consumers.items()):
+            if loop is here:
+                await consumer.stop(restart)
+            elif loop.is_running() and not loop.is_closed():
+                done = asyncio.run_coroutine_threadsafe(consumer.stop(restart), loop)
+                await _quiet(asyncio.wait_for(asyncio.wrap_future(done), 5))
+            else:
+                self.forget(consumer)
+
+
+def _dead(message: AbstractIncomingMessage) -> bool:
+    """True if the channel message came on has closed (aio-pika raises on reading it)."""
+    try:
+        return message.channel.is_closed
+    except ChannelInvalidStateError:
+        return True
+
+
+async def _quiet(awaitable: object) -> None:
+    try:
+        await awaitable  # type: ignore[misc]
+    except Exception as exc:
+        log.debug("ignored: %r", exc)

@@ -1,0 +1,136 @@
+"""Group membership records, so group_channels() works without the management plugin.
+
+Each group has a queue of records ``[op, channel, wall-clock seconds]``: group_add
+appends an "add", group_discard a "discard". The broker routes group messages through
+bindings (see layer.py); these records only answer "who is in the group" and let
+memberships of normal channels lapse.
+
+Reading is a compaction: take the N records the queue holds (one consumer burst, unacked), fold
+them (the latest record per channel wins; an add older than group_expiry is dead),
+publish the folded set back, then ack the N taken. A crash halfway leaves duplicates,
+which the next fold removes. Records published meanwhile stay in the queue untouched.
+Two compactions of one group at the same instant each see only the records they took
+(both write theirs back, so nothing is lost, but each listing may be partial).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import msgpack
+from aiormq.abc import AbstractChannel, DeliveredMessage
+
+from .connections import Link, Outcome
+
+__all__ = ["Fold", "compact", "record"]
+
+Record = tuple[str, str, float]
+_READ_WAIT = 0.5
+
+
+@dataclass
+class Fold:
+    """The result of a compaction."""
+
+    members: dict[str, float] = field(default_factory=dict)  # channel -> joined at
+    lapsed: list[str] = field(default_factory=list)  # adds that outlived group_expiry
+
+
+def pack(op: str, channel: str, at: float) -> bytes:
+    """A record's bytes."""
+    return msgpack.packb([op, channel, at])  # type: ignore[no-any-return]
+
+
+async def _ack(tag: int, channel: AbstractChannel) -> None:
+    await channel.basic_ack(tag)
+
+
+def _unpack(body: bytes) -> Record | None:
+    try:
+        op, channel, at = msgpack.unpackb(body)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(op, str) and isinstance(channel, str) and isinstance(at, int | float):
+        return op, channel, float(at)
+    return None
+
+
+async def record(
+    link: Link, limit: float, queue: str, arguments: dict[str, Any], op: str, channel: str
+) -> None:
+    """Append one record to a group's queue (declaring it if it is missing)."""
+    body = pack(op, channel, time.time())
+    outcome = await link.publish(limit, "", queue, body, {})
+    if outcome is Outcome.RETURNED:
+        await link.call(
+            "declaring a group registry",
+            limit,
+            lambda ch: ch.queue_declare(queue, arguments=arguments),
+        )
+        await link.publish(limit, "", queue, body, {})
+
+
+async def _take(channel: AbstractChannel, queue: str, count: int) -> list[DeliveredMessage]:
+    """Up to count records, unacked: one consumer burst rather than a get per record."""
+    got: list[DeliveredMessage] = []
+    enough = asyncio.Event()
+
+    async def on_message(message: DeliveredMessage) -> None:
+        got.append(message)
+        if len(got) >= count:
+            enough.set()
+
+    ok = await channel.basic_consume(queue, on_message, no_ack=False)
+    try:
+        # Another compaction may hold some of the count: stop waiting for those soon.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(enough.wait(), _READ_WAIT)
+    finally:
+        # Every delivery before the cancel-ok has been handed to on_message by then.
+        await channel.basic_cancel(str(ok.consumer_tag))
+    return got
+
+
+async def compact(
+    link: Link, limit: float, queue: str, arguments: dict[str, Any], group_expiry: float
+) -> Fold:
+    """Read, fold and rewrite a group's records; return its live members."""
+    declared = await link.call(
+        "reading a group registry", limit, lambda ch: ch.queue_declare(queue, arguments=arguments)
+    )
+    count = declared.message_count or 0
+    taken = (
+        await link.call("reading a group registry", limit, partial(_take, queue=queue, count=count))
+        if count
+        else []
+    )
+    latest: dict[str, Record] = {}
+    for message in taken:
+        rec = _unpack(message.body)
+        if rec is not None and (rec[1] not in latest or latest[rec[1]][2] <= rec[2]):
+            latest[rec[1]] = rec
+    now = time.time()
+    fold = Fold()
+    rewrite = []
+    for op, channel, at in latest.values():
+        if op == "add" and at + group_expiry > now:
+            fold.members[channel] = at
+        elif op == "add":
+            fold.lapsed.append(channel)
+        if at + group_expiry > now:
+            # A discard is kept while an add it overrides could still be alive; an add
+            # keeps no expiration, so the compaction after it lapses sees it and the
+            # layer can unbind a normal channel's queue.
+            expiration = int((at + group_expiry - now) * 1000) if op != "add" else None
+            rewrite.append(link.publish(limit, "", queue, pack(op, channel, at), {}, expiration))
+    await asyncio.gather(*rewrite)  # confirmed before the originals are acked
+    tags = [t for m in taken if (t := getattr(m.delivery, "delivery_tag", None)) is not None]
+    await asyncio.gather(
+        *(link.call("acking group records", limit, partial(_ack, t)) for t in tags)
+    )
+    return fold
