@@ -5,7 +5,7 @@
 parks one pending ``receive()`` per channel (an idle WebSocket consumer each). Then it
 sends one group message per group and checks that every channel got exactly one, so an
 idle layer that silently dropped its receivers cannot look small. It reports its peak
-RSS (``ru_maxrss``) before the layer was made and at the end, as one JSON line.
+RSS (``VmHWM``) before the layer was made and at the end, as one JSON line.
 
 Each target runs in a fresh process, so imports and the allocator's history of one
 target never count against another.
@@ -31,7 +31,16 @@ __all__ = ["MemoryResult", "measure_memory", "render_memory"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 _CHILD_SECONDS = 300.0
-MEMORY_TARGETS = ("ours", "channels", "ours-redis", "cr-core", "cr-pubsub")
+MEMORY_TARGETS = (
+    "ours",
+    "channels",
+    "ours-ipc",
+    "ours-redis",
+    "cr-core",
+    "cr-pubsub",
+    "ours-rabbitmq",
+    "channels-rabbitmq",
+)
 """Layers measured, when available: ours against the peer of each family."""
 
 
@@ -54,15 +63,23 @@ class MemoryResult:
 
 
 def _peak_mib() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM is this address space's own peak. ru_maxrss is not: Linux carries the
+    # parent's peak into a child started with vfork and exec (as subprocess does).
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-async def _hold(target: Target, channels: int, groups: int) -> dict[str, Any]:
+async def _hold(target: Target, prefix: str, channels: int, groups: int) -> dict[str, Any]:
     assert target.factory is not None
     baseline = _peak_mib()
     started = time.perf_counter()
-    layer = target.factory(f"bm{secrets.token_hex(4)}")
+    layer = target.factory(prefix)
     try:
         names = [await layer.new_channel() for _ in range(channels)]
         for i, name in enumerate(names):
@@ -84,13 +101,16 @@ async def _hold(target: Target, channels: int, groups: int) -> dict[str, Any]:
         }
     finally:
         await layer.close()
-        if target.cleanup is not None and hasattr(layer, "prefix"):
-            target.cleanup(str(layer.prefix))
 
 
 def _child(spec: dict[str, Any]) -> None:
     target = {t.key: t for t in all_targets()}[spec["target"]]
-    result = asyncio.run(_hold(target, spec["channels"], spec["groups"]))
+    prefix = f"bm{secrets.token_hex(4)}"
+    try:
+        result = asyncio.run(_hold(target, prefix, spec["channels"], spec["groups"]))
+    finally:
+        if target.cleanup is not None:  # outside the loop: a cleanup may run its own
+            target.cleanup(prefix)
     sys.stdout.write(json.dumps(result) + "\n")
 
 
@@ -134,7 +154,7 @@ def render_memory(results: list[MemoryResult]) -> str:
         " (lower is better)",
         f"{'target':<12} {'peak MiB':>9} {'held MiB':>9} {'held/peer':>10}",
     ]
-    peers = {"ours": "channels", "ours-redis": "cr-core"}
+    peers = {"ours": "channels", "ours-redis": "cr-core", "ours-rabbitmq": "channels-rabbitmq"}
     held = {r.target: r.held_mib for r in results if not r.failure}
     for r in results:
         if r.failure:

@@ -92,12 +92,14 @@ def _inmemory(key: str, module: str, label: str, role: Literal["ours", "peer"]) 
 
 def all_targets() -> list[Target]:
     """Every known target, ours first per family; unavailable ones are kept, with the reason."""
+    from .ipc_targets import ipc_targets
     from .rabbitmq_targets import rabbitmq_targets
     from .redis_targets import redis_targets
 
     return [
         _inmemory("ours", "layers.inmemory", "chanlayers InMemoryChannelLayer", "ours"),
         _inmemory("channels", "channels.layers", "channels InMemoryChannelLayer", "peer"),
+        *ipc_targets(),
         *redis_targets(),
         *rabbitmq_targets(),
     ]

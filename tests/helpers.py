@@ -31,3 +31,30 @@ async def nothing(layer: ChannelLayer, channel: str, wait: float = 0.15) -> None
 def msg(i: int = 0, **extra: Any) -> dict[str, Any]:
     """A small test message numbered i."""
     return {"type": "test.message", "seq": i, **extra}
+
+
+CROSS_PROCESS_BACKENDS = ["redis", "ipc", "rabbitmq"]
+"""Backends whose layers in separate OS processes share channels and groups."""
+
+
+def cross_process_config(request: Any, backend: str, prefix: str) -> tuple[dict[str, Any], str]:
+    """(a CHANNEL_LAYERS entry, the URL of the same layer) on backend's test server.
+
+    request is the pytest fixture request: the server fixture is only asked for when
+    the backend needs it.
+    """
+    if backend == "ipc":
+        config: dict[str, Any] = {"name": prefix, "prefix": prefix}
+        return {"BACKEND": "layers.ipc.IPCChannelLayer", "CONFIG": config}, (
+            f"ipc://{prefix}?prefix={prefix}"
+        )
+    if backend == "redis":
+        server: str = request.getfixturevalue("redis_url")
+        config = {"hosts": [server], "prefix": prefix}
+        path = "layers.redis.RedisChannelLayer"
+    else:
+        server = request.getfixturevalue("amqp_url")
+        config = {"url": server, "prefix": prefix}
+        path = "layers.rabbitmq.RabbitMQChannelLayer"
+    sep = "&" if "?" in server else "?"
+    return {"BACKEND": path, "CONFIG": config}, f"{server}{sep}prefix={prefix}"

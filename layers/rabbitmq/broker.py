@@ -1,16 +1,19 @@
 """What a layer declared on the broker: declaring, binding, and removing it again.
 
-flush() works without the management plugin because this keeps track of every queue
-the layer declared (and the two exchanges every prefix has), and deletes exactly those.
+flush() works without the management plugin because every queue a layer declares is
+also named once, by each layer instance that declares it, in the prefix's catalog queue
+(a queue of names). flush() reads the catalog, deletes every queue named there and
+every one this instance declared, then the catalog and the prefix's two exchanges; so
+it also removes queues that other processes declared, which have since exited.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from aiormq import spec
 from aiormq.abc import AbstractChannel
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
@@ -31,6 +34,16 @@ async def _delete_exchange(name: str, channel: AbstractChannel) -> None:
     await channel.exchange_delete(name)
 
 
+async def _read_catalog(name: str, channel: AbstractChannel) -> set[str]:
+    """Take every queue name the catalog holds (none if it does not exist)."""
+    names: set[str] = set()
+    while True:
+        message = await channel.basic_get(name, no_ack=True)
+        if isinstance(message.delivery, spec.Basic.GetEmpty):
+            return names
+        names.add(message.body.decode())
+
+
 class Broker:
     """Declarations of one layer, and the record of them that flush() and close() use."""
 
@@ -40,12 +53,29 @@ class Broker:
         self._capacity = capacity
         self.queues: set[str] = set()  # every queue this layer declared, for flush()
         self.ready: set[str] = set()  # queues known to exist (declared since the last flush)
-        self.grouped: set[str] = set()  # normal channel queues this layer bound to groups
+        self.catalogued: set[str] = set()  # queues this instance named in the catalog
 
     def track(self, name: str) -> None:
         """Note a queue this layer declared."""
         self.queues.add(name)
         self.ready.add(name)
+
+    async def catalogue(self, link: Link, name: str) -> None:
+        """Track queue name, and name it in the prefix's catalog once per instance."""
+        self.track(name)
+        if name in self.catalogued:
+            return
+        catalog = self.topology.catalog_queue
+        arguments = self.topology.catalog_arguments()
+        if catalog not in self.ready:
+            await link.call(
+                "declaring the catalog",
+                self.timeout,
+                lambda ch: ch.queue_declare(catalog, arguments=arguments),
+            )
+            self.ready.add(catalog)
+        await link.publish(self.timeout, "", catalog, name.encode(), {})
+        self.catalogued.add(name)
 
     def channel_arguments(self, channel: str) -> dict[str, Any]:
         """Queue arguments of a normal channel."""
@@ -69,7 +99,7 @@ class Broker:
                 f"(capacity {arguments['x-max-length']}, expiry {self.topology.expiry:g}s): "
                 f"layers sharing prefix {self.topology.prefix!r} must agree on them ({exc})"
             ) from exc
-        self.track(name)
+        await self.catalogue(link, name)
         return name
 
     async def declare_exchange(self, link: Link, name: str) -> None:
@@ -126,12 +156,26 @@ class Broker:
             link.exchanges.discard(groups)
 
     async def flush(self, link: Link, links: list[Link]) -> None:
-        """Delete every queue this layer declared, and the prefix's exchanges."""
-        for queue in sorted(self.queues):
+        """Delete every queue of the prefix's catalog or this layer, and the exchanges."""
+        catalog = self.topology.catalog_queue
+        arguments = self.topology.catalog_arguments()
+        try:
+            # Declared first: reading a queue that does not exist would close the channel.
+            await link.call(
+                "declaring the catalog",
+                self.timeout,
+                lambda ch: ch.queue_declare(catalog, arguments=arguments),
+            )
+            named = await link.call(
+                "reading the catalog", self.timeout, partial(_read_catalog, catalog)
+            )
+        except ChannelNotFoundEntity:
+            named = set()  # nothing was ever catalogued (or a peer flushed just now)
+        for queue in sorted(named | self.queues | {catalog}):
             await link.call("flushing", self.timeout, partial(_delete_queue, queue))
         self.queues.clear()
         self.ready.clear()
-        self.grouped.clear()
+        self.catalogued.clear()
         topo = self.topology
         for exchange in (topo.groups, topo.dead_letters):
             await link.call("flushing", self.timeout, partial(_delete_exchange, exchange))
@@ -139,20 +183,11 @@ class Broker:
             other.exchanges.clear()
 
     async def remove_idle(self, link: Link, inbox: str | None) -> None:
-        """Delete the inbox, and normal channel queues this layer made that nobody needs.
+        """Delete the inbox; normal channel queues stay (x-expires removes them).
 
-        A normal channel's queue goes only if it is empty, has no consumer, and this
-        layer never bound it to a group: it holds nothing, and another process that
-        sends to it declares it again. A queue in a group is left to x-expires, since
-        deleting it would drop the memberships other processes gave it.
+        Another process may have bound a normal channel's queue to a group, or may be
+        about to send to it; deleting it here would drop those memberships, which this
+        layer cannot see (it knows only its own group_adds).
         """
         if inbox is not None:
             await link.call("deleting the inbox", self.timeout, partial(_delete_queue, inbox))
-        prefix = self.topology.channel_queue("")
-        for queue in sorted(q for q in self.queues - self.grouped if q.startswith(prefix)):
-            with contextlib.suppress(ChannelPreconditionFailed):  # in use or not empty
-                await link.call(
-                    "removing an idle queue",
-                    self.timeout,
-                    partial(_delete_queue, queue, if_unused=True, if_empty=True),
-                )

@@ -58,7 +58,6 @@ class Memberships:
             await broker.bind(link, queue, topo.groups, group)
         else:
             queue = await broker.declare_channel(link, channel)
-            broker.grouped.add(queue)
             await broker.bind(link, queue, topo.groups, group)
         await self._record(link, group, "add", channel)
 
@@ -81,7 +80,7 @@ class Memberships:
     async def _record(self, link: Link, group: str, op: str, channel: str) -> None:
         layer = self.layer
         queue = layer.topology.registry_queue(group)
-        layer.broker.queues.add(queue)
+        await layer.broker.catalogue(link, queue)
         await registry.record(
             link, layer.timeout, queue, layer.topology.registry_arguments(), op, channel
         )
@@ -90,7 +89,7 @@ class Memberships:
         """The live members of group (and unbind normal channels whose membership lapsed)."""
         layer = self.layer
         queue = layer.topology.registry_queue(group)
-        layer.broker.queues.add(queue)
+        await layer.broker.catalogue(link, queue)
         try:
             fold = await registry.compact(
                 link, layer.timeout, queue, layer.topology.registry_arguments(), layer.group_expiry

@@ -64,7 +64,7 @@ class _Consumer:
             arguments=layer.broker.channel_arguments(self.channel),
             robust=True,
         )
-        layer.broker.track(self.queue.name)
+        await layer.broker.catalogue(link, self.queue.name)
         self.tag = await self.queue.consume(self._on_message)
         layer.spawn(self.watch())
 

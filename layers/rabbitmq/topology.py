@@ -64,6 +64,11 @@ class Topology:
         """The membership records of a group."""
         return f"{self.prefix}.m.{group}"
 
+    @property
+    def catalog_queue(self) -> str:
+        """The names of the prefix's queues, declared by any process, for flush()."""
+        return f"{self.prefix}.k"
+
     def channel_arguments(self, capacity: int) -> dict[str, Any]:
         """A normal channel: bounded (reject-publish), expiring, dead-lettered to senders."""
         linger = max(self.expiry, self.group_expiry) + _QUEUE_LINGER_MARGIN
@@ -82,6 +87,10 @@ class Topology:
             "x-dead-letter-exchange": self.dead_letters,
             "x-expires": _ms(max(self.expiry, _MIN_INBOX_LINGER)),
         }
+
+    def catalog_arguments(self) -> dict[str, Any]:
+        """The catalog outlives every queue it names."""
+        return {"x-expires": _ms(max(self.expiry, self.group_expiry) + 2 * _QUEUE_LINGER_MARGIN)}
 
     def registry_arguments(self) -> dict[str, Any]:
         """Membership records: removed once no membership can still be alive."""

@@ -15,12 +15,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from layers.cli import main
 from layers.cli_commands import from_json, to_json
 from layers.sync import SyncChannelLayer
+from tests.helpers import CROSS_PROCESS_BACKENDS, cross_process_config
 
 CLEAN_ENV = {
     k: v
@@ -84,19 +87,25 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return call
 
 
-@pytest.fixture(params=["redis", "ipc"])
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A layer URL shared across processes, with a prefix of its own, flushed afterwards."""
-    prefix = f"tcli{secrets.token_hex(4)}"
-    if request.param == "ipc":
-        layer_url = f"ipc://{prefix}?prefix={prefix}"
-    else:
-        redis_url = request.getfixturevalue("redis_url")
-        sep = "&" if "?" in redis_url else "?"
-        layer_url = f"{redis_url}{sep}prefix={prefix}"
+@pytest.fixture(params=CROSS_PROCESS_BACKENDS)
+def shared(request: pytest.FixtureRequest) -> tuple[dict[str, Any], str]:
+    """(CHANNEL_LAYERS entry, URL) of one layer shared across processes, own prefix."""
+    return cross_process_config(request, request.param, f"tcli{secrets.token_hex(4)}")
+
+
+@pytest.fixture
+def url(shared: tuple[dict[str, Any], str]) -> Iterator[str]:
+    """The shared layer's URL; flushed afterwards."""
+    layer_url = shared[1]
     yield layer_url
     with SyncChannelLayer(layer_url) as layer:
         layer.flush()
+
+
+def shown(url: str) -> str:
+    """url as the CLI prints it: a password replaced by ***."""
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@") if password else url
 
 
 def with_option(url: str, option: str) -> str:
@@ -327,7 +336,7 @@ def test_flush_yes_removes_messages_and_groups(cli: Cli, url: str) -> None:
     cli("group-add", "room", "member", "--layer", url)
     got = cli("flush", "--yes", "--layer", url)
     assert got.code == 0, got.err
-    assert got.out == f"flushed {url}\n"
+    assert got.out == f"flushed {shown(url)}\n"
     assert cli("receive", "gone", "--timeout", "0.2", "--layer", url).code == 1
     with SyncChannelLayer(url) as layer:
         assert layer.group_channels("room") == []
@@ -337,7 +346,7 @@ def test_flush_asks_on_a_tty(cli: Cli, url: str) -> None:
     cli("send", "asked", '{"type": "t"}', "--layer", url)
     no = cli("flush", "--layer", url, stdin="\n", tty=True)
     assert no.code == 1
-    assert no.err.startswith(f"Flush every message and group of {url}? [y/N] ")
+    assert no.err.startswith(f"Flush every message and group of {shown(url)}? [y/N] ")
     assert no.err.endswith("chanlayers: nothing flushed\n")
     yes = cli("flush", "--layer", url, stdin="y\n", tty=True)
     assert yes.code == 0, yes.err
@@ -351,8 +360,8 @@ def test_flush_prompt_hides_the_password(cli: Cli) -> None:
     assert "redis://user:***@127.0.0.1:1/0?prefix=x" in got.err
 
 
-def test_stats_table_and_json(cli: Cli, url: str) -> None:
-    backend = "IPCChannelLayer" if url.startswith("ipc:") else "RedisChannelLayer"
+def test_stats_table_and_json(cli: Cli, url: str, shared: tuple[dict[str, Any], str]) -> None:
+    backend = shared[0]["BACKEND"].rpartition(".")[2]
     table = cli("stats", "--layer", url)
     assert table.code == 0, table.err
     assert table.out.splitlines()[0].split() == ["backend", backend]
@@ -382,15 +391,11 @@ def test_layer_from_environment_variables(url: str) -> None:
     assert "no channel layer 'nope'" in one_line(missing.stderr)
 
 
-def test_layer_from_django_settings(url: str, tmp_path: Path) -> None:
+def test_layer_from_django_settings(
+    url: str, shared: tuple[dict[str, Any], str], tmp_path: Path
+) -> None:
     module = f"tcli_settings_{secrets.token_hex(4)}"
-    host, _, query = url.partition("?")
-    prefix = query.partition("prefix=")[2]
-    if url.startswith("ipc:"):
-        entry = {"BACKEND": "layers.ipc.IPCChannelLayer", "CONFIG": {"name": prefix}}
-    else:
-        entry = {"BACKEND": "layers.redis.RedisChannelLayer", "CONFIG": {"hosts": [host]}}
-    entry["CONFIG"]["prefix"] = prefix
+    entry = shared[0]
     (tmp_path / f"{module}.py").write_text(
         f"SECRET_KEY = 'x'\nCHANNEL_LAYERS = {{'default': {entry!r}}}\n"
     )

@@ -45,6 +45,12 @@ class Layers:
             if not layer.closed:
                 await layer.flush()
                 await layer.close()
+        if self.variant.shared:
+            # Layers the test closed itself may have left queues or keys on the server:
+            # a fresh layer per prefix flushes them too.
+            for prefix in sorted({layer.prefix for layer in self.made}):
+                async with self.variant.make(prefix=prefix) as fresh:
+                    await fresh.flush()
 
 
 @pytest.fixture

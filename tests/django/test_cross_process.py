@@ -16,6 +16,8 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
+from tests.helpers import CROSS_PROCESS_BACKENDS, cross_process_config
+
 PUSH = (
     "import sys, json\n"
     "from layers import SyncChannelLayer\n"
@@ -36,18 +38,10 @@ def run(*args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.fixture(params=["redis", "ipc"])
+@pytest.fixture(params=CROSS_PROCESS_BACKENDS)
 def shared_layer(request: pytest.FixtureRequest) -> tuple[dict[str, Any], str]:
     """(a CHANNEL_LAYERS entry, the URL of the same layer) for a cross-process backend."""
-    prefix = f"dj{secrets.token_hex(4)}"
-    if request.param == "ipc":
-        return {"BACKEND": "layers.ipc.IPCChannelLayer", "CONFIG": {"name": prefix}}, (
-            f"ipc://{prefix}"
-        )
-    redis_url = request.getfixturevalue("redis_url")
-    entry = {"BACKEND": "layers.redis.RedisChannelLayer", "CONFIG": {"hosts": [redis_url]}}
-    entry["CONFIG"]["prefix"] = prefix
-    return entry, f"{redis_url}?prefix={prefix}"
+    return cross_process_config(request, request.param, f"dj{secrets.token_hex(4)}")
 
 
 async def test_script_and_cli_reach_a_channels_consumer(

@@ -15,7 +15,7 @@ from layers.base import ChannelLayer
 from tests.helpers import msg, recv
 from tests.variants import VARIANTS, Variant
 
-FUZZED = ("inmemory", "redis")
+FUZZED = ("inmemory", "ipc", "redis", "rabbitmq")
 VARIANTS_FUZZED = [v for v in VARIANTS if v.name in FUZZED]
 
 # Bounded and reproducible: the same examples on every run, CI included.

@@ -78,7 +78,25 @@ async def test_close_keeps_a_queue_that_holds_messages(rabbit: MakeLayer, amqp_u
     later = rabbit(prefix=sender.prefix)
     assert (await recv(later, "mailbox"))["seq"] == 1
     await later.close()
+    assert await queue_exists(amqp_url, queue)  # x-expires or flush() removes it
+    flusher = rabbit(prefix=sender.prefix)  # a fresh process: it never declared "mailbox"
+    await flusher.flush()
     assert not await queue_exists(amqp_url, queue)
+
+
+async def test_close_keeps_group_memberships_another_process_gave_a_queue(
+    rabbit: MakeLayer,
+) -> None:
+    admin = rabbit()
+    await admin.group_add("room", "inbox-a")
+    await admin.close()
+    worker = rabbit(prefix=admin.prefix)
+    await worker.send("inbox-a", msg(1))
+    assert (await recv(worker, "inbox-a"))["seq"] == 1
+    await worker.close()  # it never joined "inbox-a" to "room": that was admin
+    later = rabbit(prefix=admin.prefix)
+    await later.group_send("room", msg(2))
+    assert (await recv(later, "inbox-a"))["seq"] == 2
 
 
 async def test_group_channels_lists_members_of_every_process(rabbit: MakeLayer) -> None:
