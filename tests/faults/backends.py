@@ -2,8 +2,12 @@
 
 Each entry knows how to start a server the test owns (so it may be killed and
 restarted) and how to make a layer that reaches that server at a given address (the
-fault proxy's, usually). RabbitMQ joins ``NETWORKED`` with an entry of its own once
-its backend is merged; every test in ``tests/faults/`` then runs on it as well.
+fault proxy's, usually); every test in ``tests/faults/`` runs on each entry.
+
+Redis gets a fresh ``redis-server`` per test (it starts in milliseconds). RabbitMQ gets
+one owned node per session (tests/rabbit_procs.py; it boots in seconds), restarted by
+the fixture if a test left it killed; every layer uses a random prefix, so tests that
+share the node do not see each other's queues.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from layers.base import ChannelLayer
+from layers.rabbitmq import RabbitMQChannelLayer
 from layers.redis import RedisChannelLayer
+from tests.rabbit_procs import RabbitProcess, shared_node
 from tests.redis_procs import RedisProcess
 
 __all__ = ["NETWORKED", "NetworkedBackend", "OwnedServer"]
@@ -68,6 +74,21 @@ def _redis_connections(server: OwnedServer) -> int:
     return int(server.info("clients")["connected_clients"]) - 1
 
 
+@contextlib.contextmanager
+def _rabbit_server() -> Iterator[OwnedServer]:
+    # Not stopped on exit: the session fixture in conftest.py stops it at the end.
+    yield shared_node()
+
+
+def _rabbit_layer(host: str, port: int, **options: Any) -> ChannelLayer:
+    return RabbitMQChannelLayer(url=f"amqp://guest:guest@{host}:{port}/", **options)
+
+
+def _rabbit_connections(server: OwnedServer) -> int:
+    assert isinstance(server, RabbitProcess)
+    return server.connections()
+
+
 NETWORKED = [
     NetworkedBackend(
         name="redis",
@@ -79,5 +100,12 @@ NETWORKED = [
             "blocking_timeout": 0.5,
         },
         connections=_redis_connections,
+    ),
+    NetworkedBackend(
+        name="rabbitmq",
+        server=_rabbit_server,
+        layer=_rabbit_layer,
+        fast_timeouts={"connect_timeout": 0.5},
+        connections=_rabbit_connections,
     ),
 ]
