@@ -153,7 +153,11 @@ class Broker:
                 lambda ch: ch.queue_unbind(queue, groups, routing_key=group),
             )
         except ChannelNotFoundEntity:
-            link.exchanges.discard(groups)
+            pass
+        # The last unbind auto-deletes the exchange: the next bind declares it again
+        # rather than hitting a 404, a channel error that closes the channel every
+        # call of this connection shares (and costs a reopen).
+        link.exchanges.discard(groups)
 
     async def flush(self, link: Link, links: list[Link]) -> None:
         """Delete every queue of the prefix's catalog or this layer, and the exchanges."""
