@@ -51,6 +51,14 @@ class NetworkedBackend:
     """Options that make an outage surface within about a second."""
     connections: Callable[[OwnedServer], int] | None = None
     """How many client connections the server has open now (for leak checks)."""
+    counted_drops: Callable[[ChannelLayer], int] | None = None
+    """Sends a layer returned from OK but dropped by a documented rule, and counted.
+
+    AMQP: a publish to a queue that does not exist is returned by the broker, and the
+    layer counts it (``dropped_unroutable``) rather than fail the send. After a crash
+    of a broker without persistence, a receiver's queue is missing until the receiver
+    reconnects and declares it again; what is sent to it meanwhile is dropped that way.
+    """
 
     def make(self, host: str, port: int, **options: Any) -> ChannelLayer:
         """A layer on a random prefix, with fast timeouts unless overridden."""
@@ -107,5 +115,6 @@ NETWORKED = [
         layer=_rabbit_layer,
         fast_timeouts={"connect_timeout": 0.5},
         connections=_rabbit_connections,
+        counted_drops=lambda layer: int(layer.stats()["dropped_unroutable"]),
     ),
 ]
