@@ -188,7 +188,7 @@ class RabbitProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_preexec(),  # noqa: PLW1509 - PDEATHSIG only, no locks taken
+                preexec_fn=_preexec(),
             )
         _live[id(self)] = self
         deadline = time.monotonic() + self.startup_timeout
@@ -227,10 +227,8 @@ class RabbitProcess:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever the beam left in its group (a helper mid-exit) goes too.
         self._signal_group(signal.SIGKILL)
         if proc is not None:

@@ -72,7 +72,9 @@ async def test_server_restart_mid_stream_loses_only_what_it_held(rig: Rig) -> No
     # On RabbitMQ, sends to the receiver's queue between the restart and the receiver's
     # reconnect find no queue: dropped and counted by the sender (see counted_drops).
     counted = rig.backend.counted_drops(sender) if rig.backend.counted_drops else 0
-    assert len(after_crash) <= counted, f"lost {after_crash} sent after the crash, {counted} counted"
+    assert len(after_crash) <= counted, (
+        f"lost {after_crash} sent after the crash, {counted} counted"
+    )
     assert not ledger.duplicated(), ledger.duplicated()
     assert not ledger.unexplained(), ledger.unexplained()
     assert held, "the crash found nothing queued"
