@@ -9,6 +9,7 @@ it also removes queues that other processes declared, which have since exited.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -146,14 +147,16 @@ class Broker:
     async def unbind(self, link: Link, queue: str, group: str) -> None:
         """Unbind queue from group; an exchange or queue already gone is fine."""
         groups = self.topology.groups
-        try:
+        with contextlib.suppress(ChannelNotFoundEntity):
             await link.call(
                 f"unbinding group {group!r}",
                 self.timeout,
                 lambda ch: ch.queue_unbind(queue, groups, routing_key=group),
             )
-        except ChannelNotFoundEntity:
-            link.exchanges.discard(groups)
+        # The last unbind auto-deletes the exchange: the next bind declares it again
+        # rather than hitting a 404, a channel error that closes the channel every
+        # call of this connection shares (and costs a reopen).
+        link.exchanges.discard(groups)
 
     async def flush(self, link: Link, links: list[Link]) -> None:
         """Delete every queue of the prefix's catalog or this layer, and the exchanges."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import msgpack
 from aiormq.abc import AbstractChannel, DeliveredMessage
+from aiormq.exceptions import AMQPConnectionError, ChannelInvalidStateError
 
 from .connections import Link, Outcome
 
@@ -44,10 +45,6 @@ class Fold:
 def pack(op: str, channel: str, at: float) -> bytes:
     """A record's bytes."""
     return msgpack.packb([op, channel, at])  # type: ignore[no-any-return]
-
-
-async def _ack(tag: int, channel: AbstractChannel) -> None:
-    await channel.basic_ack(tag)
 
 
 def _unpack(body: bytes) -> Record | None:
@@ -129,8 +126,25 @@ async def compact(
             expiration = int((at + group_expiry - now) * 1000) if op != "add" else None
             rewrite.append(link.publish(limit, "", queue, pack(op, channel, at), {}, expiration))
     await asyncio.gather(*rewrite)  # confirmed before the originals are acked
-    tags = [t for m in taken if (t := getattr(m.delivery, "delivery_tag", None)) is not None]
-    await asyncio.gather(
-        *(link.call("acking group records", limit, partial(_ack, t)) for t in tags)
-    )
+    await _ack_taken(taken, limit)
     return fold
+
+
+async def _ack_taken(taken: list[DeliveredMessage], limit: float) -> None:
+    """Ack the records taken, on the channel that delivered them, if it is still open.
+
+    A delivery tag means something only on its own channel. If that channel closed
+    meanwhile (a channel error of any call sharing it), the broker has put the records
+    back already, and the next fold removes the duplicates our rewrite made; acking the
+    tags on the reopened channel would be "unknown delivery tag", a channel error that
+    closes it again under every other call.
+    """
+    acks = [
+        message.channel.basic_ack(tag)
+        for message in taken
+        if (tag := getattr(message.delivery, "delivery_tag", None)) is not None
+        and not message.channel.is_closed
+    ]
+    with contextlib.suppress(ChannelInvalidStateError, AMQPConnectionError, ConnectionError):
+        async with asyncio.timeout(limit):
+            await asyncio.gather(*acks)

@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 import pytest
 
-from bench.soak import HEADER, soak
+from bench.soak import HEADER, _factories, soak
+from layers.base import ChannelLayer
 from layers.inmemory import InMemoryChannelLayer
+from layers.ipc import IPCChannelLayer
+from layers.rabbitmq import RabbitMQChannelLayer
 from layers.redis import RedisChannelLayer
 
 
-@pytest.mark.parametrize("backend", ["inmemory", "redis"])
+def _small(backend: str, request: pytest.FixtureRequest) -> Callable[[], ChannelLayer]:
+    """A factory of backend's layer with a small capacity (20)."""
+    prefix = f"soak{secrets.token_hex(4)}"
+    if backend == "redis":
+        url = request.getfixturevalue("redis_url")
+        return lambda: RedisChannelLayer(hosts=[url], prefix=prefix, capacity=20)
+    if backend == "rabbitmq":
+        amqp = request.getfixturevalue("amqp_url")
+        return lambda: RabbitMQChannelLayer(url=amqp, prefix=prefix, capacity=20)
+    if backend == "ipc":
+        return lambda: IPCChannelLayer(name=prefix, prefix=prefix, capacity=20)
+    return lambda: InMemoryChannelLayer(capacity=20)
+
+
+@pytest.mark.parametrize("backend", ["inmemory", "ipc", "redis", "rabbitmq"])
 async def test_a_short_soak_accounts_for_every_message(
     backend: str, request: pytest.FixtureRequest
 ) -> None:
     # A small capacity, so the laggard group member fills up and drops by rule.
-    if backend == "redis":
-        url = request.getfixturevalue("redis_url")
-        prefix = f"soak{secrets.token_hex(4)}"
-        report = await soak(
-            backend, lambda: RedisChannelLayer(hosts=[url], prefix=prefix, capacity=20), 1.0
-        )
-    else:
-        report = await soak(backend, lambda: InMemoryChannelLayer(capacity=20), 1.0)
+    report = await soak(backend, _small(backend, request), 1.0)
     assert report.sent > 100
     assert report.lost == 0
     assert report.duplicated == 0
@@ -32,3 +43,7 @@ async def test_a_short_soak_accounts_for_every_message(
     assert report.rss_start > 0
     assert report.rss_end > 0
     assert len(report.row().split()) == len(HEADER.split())
+
+
+def test_the_soak_command_knows_every_backend() -> None:
+    assert set(_factories("redis://x", "amqp://x")) == {"inmemory", "ipc", "redis", "rabbitmq"}

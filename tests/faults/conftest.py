@@ -11,6 +11,14 @@ import pytest
 from layers.base import ChannelLayer
 from tests.faults.backends import NETWORKED, NetworkedBackend, OwnedServer
 from tests.faults.proxy import TcpProxy
+from tests.rabbit_procs import stop_shared_node
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _owned_rabbit_node_stopped_at_end() -> Iterator[None]:
+    """The session's owned RabbitMQ node (started on first use) is stopped at the end."""
+    yield
+    stop_shared_node()
 
 
 @dataclass

@@ -68,23 +68,35 @@ async def test_server_restart_mid_stream_loses_only_what_it_held(rig: Rig) -> No
         sender, receiver, channel, 200, {100: hold_back, 130: crash}, ledger=ledger, settle=2
     )
     lost = ledger.missing()
-    assert set(lost) <= set(held), f"lost {sorted(set(lost) - set(held))} sent after the crash"
+    after_crash = sorted(set(lost) - set(held))
+    # On RabbitMQ, sends to the receiver's queue between the restart and the receiver's
+    # reconnect find no queue: dropped and counted by the sender (see counted_drops).
+    counted = rig.backend.counted_drops(sender) if rig.backend.counted_drops else 0
+    assert len(after_crash) <= counted, (
+        f"lost {after_crash} sent after the crash, {counted} counted"
+    )
     assert not ledger.duplicated(), ledger.duplicated()
     assert not ledger.unexplained(), ledger.unexplained()
     assert held, "the crash found nothing queued"
     assert len([s for s in ledger.sent if s > 130]) >= 50, "the layer never recovered"
-    print(f"server restart: {len(lost)} message(s) lost with the server, {len(held)} held")
+    print(
+        f"server restart: {len(lost)} message(s) lost, {len(held)} held by the server, "
+        f"{len(after_crash)} sent after the crash and counted as dropped"
+    )
 
 
 async def test_stalled_link_times_out_as_configured_and_recovers(rig: Rig) -> None:
+    # Two layers: a send to a channel of the sender's own process may never touch the
+    # link (RabbitMQ puts it straight into the local buffers).
     layer = rig.layer()
-    channel = await layer.new_channel()
+    receiver = rig.layer(prefix=layer.prefix)
+    channel = await receiver.new_channel()
     await layer.send(channel, msg(0))
-    assert (await recv(layer, channel))["seq"] == 0
-    waiting = asyncio.ensure_future(recv(layer, channel, 30))
+    assert (await recv(receiver, channel))["seq"] == 0
+    waiting = asyncio.ensure_future(recv(receiver, channel, 30))
     rig.proxy.pause()
     started = time.monotonic()
-    # socket_timeout is 0.5 s: the send fails with the layer's error, not a hang.
+    # The fast timeouts are 0.5 s: the send fails with the layer's error, not a hang.
     async with asyncio.timeout(5):
         with pytest.raises(ChannelLayerConnectionError, match="did not answer"):
             await layer.send(channel, msg(1))
@@ -104,25 +116,29 @@ async def test_stalled_link_times_out_as_configured_and_recovers(rig: Rig) -> No
     first = (await waiting)["seq"]
     assert first in (1, 2)
     if first == 1:
-        assert (await recv(layer, channel, 10))["seq"] == 2
+        assert (await recv(receiver, channel, 10))["seq"] == 2
 
 
 async def test_slow_link_delivers_everything_without_hanging(rig: Rig) -> None:
     layer = rig.layer()
-    channel = await layer.new_channel()
-    rig.proxy.delay = 0.05  # well under socket_timeout: slow, not broken
+    receiver = rig.layer(prefix=layer.prefix)  # so that every send crosses the link
+    channel = await receiver.new_channel()
+    rig.proxy.delay = 0.05  # well under the fast timeouts: slow, not broken
     async with asyncio.timeout(20):
         for seq in range(10):
             await layer.send(channel, msg(seq))
-        assert [(await recv(layer, channel, 10))["seq"] for _ in range(10)] == list(range(10))
+        assert [(await recv(receiver, channel, 10))["seq"] for _ in range(10)] == list(range(10))
 
 
 async def test_link_slower_than_the_timeout_fails_sends_clearly(rig: Rig) -> None:
     layer = rig.layer()
-    channel = await layer.new_channel()
-    waiting = asyncio.ensure_future(recv(layer, channel, 30))
+    receiver = rig.layer(prefix=layer.prefix)  # so that every send crosses the link
+    channel = await receiver.new_channel()
+    await layer.send(channel, msg(0))  # connected before the link slows down
+    assert (await recv(receiver, channel))["seq"] == 0
+    waiting = asyncio.ensure_future(recv(receiver, channel, 30))
     await asyncio.sleep(0.1)
-    rig.proxy.delay = 0.6  # each chunk takes longer than socket_timeout (0.5 s)
+    rig.proxy.delay = 0.6  # each chunk takes longer than the fast timeouts (0.5 s)
     async with asyncio.timeout(5):
         with pytest.raises(ChannelLayerConnectionError, match="did not answer"):
             await layer.send(channel, msg(1))
@@ -139,7 +155,7 @@ async def test_link_slower_than_the_timeout_fails_sends_clearly(rig: Rig) -> Non
     first = (await waiting)["seq"]
     assert first in (1, 2)
     if first == 1:
-        assert (await recv(layer, channel, 10))["seq"] == 2
+        assert (await recv(receiver, channel, 10))["seq"] == 2
 
 
 @pytest.mark.parametrize("kind", ["local", "normal"])

@@ -1,0 +1,294 @@
+"""A RabbitMQ node the tests own: a second ``rabbitmq-server`` that may be killed and restarted.
+
+The shared broker (``rabbit@<host>`` on 5672) must never be stopped, so fault tests run
+against a node of their own: its own node name (``chl-<random>@localhost``), AMQP port,
+distribution port, cookie, home, Mnesia and log directories, all under a temporary
+directory that ``stop()`` removes. No plugins are enabled (the node boots in a few
+seconds) and ``loopback_users = none`` is not needed: guest logs in from 127.0.0.1.
+
+The server script is started with ``RUNNING_UNDER_SYSTEMD`` set so that it ``exec``s
+erl, which ``exec``s beam: the child process *is* the beam process, so ``kill()`` is a
+SIGKILL of the broker itself, and ``PR_SET_PDEATHSIG`` (kept across exec) kills it if
+the test process dies. It runs in its own session, and ``kill()``/``stop()`` also end
+its helpers (erl_child_setup, inet_gethost) with the process group. An ``atexit`` hook
+stops every node still running.
+
+``shared_node()`` hands out one node per test session (it boots in ~5 s); fixtures
+check it with ``ensure_running()`` since a test may have left it killed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from tests.redis_procs import HOST, _preexec, free_port
+from tests.servers import amqp_answers
+
+__all__ = ["RabbitProcess", "RabbitProcessError", "shared_node", "stop_shared_node"]
+
+STARTUP_TIMEOUT = 30.0
+"""Seconds a node gets to accept AMQP connections after it was started."""
+STOP_TIMEOUT = 15.0
+"""Seconds a node gets to exit after SIGTERM before its process group is killed."""
+CTL_TIMEOUT = 20.0
+LOG_TAIL_LINES = 30
+
+_LIB = Path("/usr/lib/rabbitmq/bin")
+# The /usr/sbin wrappers switch to the rabbitmq user, whose home holds the shared
+# node's cookie; the scripts under /usr/lib run as we are, with our HOME.
+RABBITMQ_SERVER = str(_LIB / "rabbitmq-server") if _LIB.is_dir() else "rabbitmq-server"
+RABBITMQCTL = str(_LIB / "rabbitmqctl") if _LIB.is_dir() else "rabbitmqctl"
+
+
+class RabbitProcessError(RuntimeError):
+    """A node did not start, did not stop, or a rabbitmqctl command failed."""
+
+
+_live: dict[int, RabbitProcess] = {}
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for node in list(_live.values()):
+        with contextlib.suppress(Exception):
+            node.stop(timeout=5.0)
+
+
+class RabbitProcess:
+    """One owned ``rabbitmq-server`` node on free ports of 127.0.0.1."""
+
+    def __init__(self, *, startup_timeout: float = STARTUP_TIMEOUT) -> None:
+        self.host = HOST
+        self.startup_timeout = startup_timeout
+        self.nodename = f"chl-{secrets.token_hex(4)}@localhost"
+        self._port: int | None = None
+        self._dist_port: int | None = None
+        self._dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        """The AMQP port (fixed at the first start, kept by restart())."""
+        if self._port is None:
+            raise RabbitProcessError(f"{self.nodename} was never started")
+        return self._port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @property
+    def url(self) -> str:
+        """``amqp://guest:guest@127.0.0.1:<port>/``."""
+        return f"amqp://guest:guest@{self.host}:{self.port}/"
+
+    @property
+    def dir(self) -> Path:
+        if self._dir is None:
+            raise RabbitProcessError(f"{self.nodename} was never started")
+        return self._dir
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def running(self) -> bool:
+        """True while the beam process exists (it may not accept connections yet)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def answers(self, timeout: float = 1.0) -> bool:
+        """True if the node answers the AMQP protocol header right now."""
+        return self._port is not None and amqp_answers(self.host, self.port, timeout)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        chunks: list[str] = []
+        for path in [self.dir / "stdout.log", *sorted((self.dir / "log").glob("*.log"))]:
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                chunks.append(f"--- {path.name}\n" + "\n".join(text))
+        return "\n".join(chunks) or "(no log)"
+
+    def __repr__(self) -> str:
+        state = "running" if self.running() else "stopped"
+        return f"<RabbitProcess {self.nodename} {self.host}:{self._port} pid={self.pid} {state}>"
+
+    def env(self) -> dict[str, str]:
+        """The environment of the server and of rabbitmqctl for this node."""
+        base = self.dir
+        return {
+            **os.environ,
+            "HOME": str(base / "home"),  # holds our own .erlang.cookie
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_NODE_IP_ADDRESS": self.host,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self._dist_port),
+            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(base / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+            "RABBITMQ_PID_FILE": str(base / "rabbit.pid"),
+            "RUNNING_UNDER_SYSTEMD": "1",  # the script execs erl instead of waiting on it
+        }
+
+    def _prepare_dir(self) -> None:
+        base = Path(tempfile.mkdtemp(prefix="chl-rabbit-"))
+        (base / "home").mkdir()
+        cookie = base / "home" / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.chmod(0o400)
+        (base / "enabled_plugins").write_text("[].\n")
+        # Logs to a file only; the default "console" output would fill our pipe.
+        (base / "rabbitmq.conf").write_text("log.console = false\nlog.file.level = info\n")
+        (base / "advanced.config").write_text("[].\n")
+        self._dir = base
+
+    def start(self) -> Self:
+        """Start the node on free ports and wait until it accepts AMQP connections."""
+        if self.running():
+            raise RabbitProcessError(f"{self!r} is already running")
+        if self._port is not None:
+            return self.restart()
+        self._port, self._dist_port = free_port(), free_port()
+        self._prepare_dir()
+        try:
+            self._launch_and_wait()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def restart(self) -> Self:
+        """Start again with the same name, ports and directories (killing it first)."""
+        if self.running():
+            self.kill()
+        if self._port is None or self._dir is None:
+            return self.start()
+        self._launch_and_wait()
+        return self
+
+    def _launch_and_wait(self) -> None:
+        with (self.dir / "stdout.log").open("ab") as out:
+            self._proc = subprocess.Popen(
+                [RABBITMQ_SERVER],
+                env=self.env(),
+                cwd=self.dir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_preexec(),
+            )
+        _live[id(self)] = self
+        deadline = time.monotonic() + self.startup_timeout
+        while not self.answers(timeout=1.0):
+            if not self.running():
+                raise RabbitProcessError(
+                    f"{self.nodename} exited with code {self._proc.returncode} while starting:\n"
+                    + self.log_tail()
+                )
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise RabbitProcessError(
+                    f"{self.nodename} did not accept AMQP on {self.host}:{self.port} within "
+                    f"{self.startup_timeout:g} s:\n" + self.log_tail()
+                )
+            time.sleep(0.2)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)  # the beam leads its own session: helpers too
+
+    def kill(self) -> None:
+        """SIGKILL the beam process (a crash, no shutdown) and its helpers; reap it."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        proc.wait()
+        _live.pop(id(self), None)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM the node (a clean shutdown), SIGKILL after timeout, remove its files."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout)
+        # Whatever the beam left in its group (a helper mid-exit) goes too.
+        self._signal_group(signal.SIGKILL)
+        if proc is not None:
+            proc.wait()
+        _live.pop(id(self), None)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self._port = None
+
+    def ctl(self, *args: str, timeout: float = CTL_TIMEOUT) -> str:
+        """Run ``rabbitmqctl -n <this node> <args>`` and return its standard output."""
+        cmd = [RABBITMQCTL, "-n", self.nodename, "-q", *args]
+        try:
+            done = subprocess.run(
+                cmd, env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise RabbitProcessError(f"{' '.join(cmd)} timed out after {timeout:g} s") from None
+        if done.returncode != 0:
+            raise RabbitProcessError(
+                f"{' '.join(cmd)} failed with code {done.returncode}: {done.stderr.strip()}"
+            )
+        return done.stdout
+
+    def connections(self) -> int:
+        """How many AMQP client connections the node has open now."""
+        out = self.ctl("list_connections", "--no-table-headers", "pid")
+        return len([line for line in out.splitlines() if line.strip()])
+
+    def __enter__(self) -> Self:
+        if not self.running():
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+_shared: RabbitProcess | None = None
+
+
+def shared_node() -> RabbitProcess:
+    """The session's owned node, started on first use, restarted if a test killed it."""
+    global _shared
+    if _shared is None:
+        _shared = RabbitProcess().start()
+    elif not _shared.running() or not _shared.answers():
+        _shared.restart()
+    return _shared
+
+
+def stop_shared_node() -> None:
+    """Stop the session's node (if one was started)."""
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared = None
