@@ -54,7 +54,8 @@ async def test_kill_9_in_the_middle_of_sends_many_times(
                 assert message["run"] == run
                 assert message["body"] == body(run, message["seq"], SIZE), "a torn message"
             # Every committed send is there once, in order; the one cut short is not.
-            assert [m["seq"] for m in got] == list(range(len(got)))
+            seqs = [m["seq"] for m in got]
+            assert seqs == list(range(len(got))), f"run {run}, channel {channel!r}"
     assert mid_write > 0, "no kill landed between a send's first write and its commit"
     # The survivor goes on, and no dead writer's half-written space stayed taken.
     await layer.send("after", msg(1))
