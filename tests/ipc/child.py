@@ -18,6 +18,7 @@ from typing import Any
 from layers.ipc import IPCChannelLayer
 from layers.ipc.region import Region
 from layers.ipc.state import State
+from layers.ipc.wakeup import Notifier
 
 
 def say(*words: object) -> None:
@@ -113,6 +114,17 @@ async def die_holding_the_lock(layer: IPCChannelLayer, channel: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+async def die_waking(layer: IPCChannelLayer, channel: str) -> None:
+    """Send one message and die at the moment it would wake the receivers."""
+
+    def killed(self: Notifier, idents: Any) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    Notifier.wake = killed  # type: ignore[method-assign]
+    say("ready")
+    await layer.send(channel, {"type": "from.child", "seq": 1})
+
+
 async def hold_channel(layer: IPCChannelLayer, group: str) -> None:
     """Join group with a local channel, report it, then wait to be killed."""
     channel = await layer.new_channel()
@@ -159,6 +171,7 @@ MODES = {
     "spam": spam,
     "send_and_exit": send_and_exit,
     "die_holding_the_lock": die_holding_the_lock,
+    "die_waking": die_waking,
     "hold_channel": hold_channel,
     "steps": steps,
 }

@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from layers.ipc import IPCChannelLayer
 from tests.helpers import msg, nothing, recv
 from tests.ipc.child import body
@@ -80,6 +82,26 @@ async def test_a_writer_killed_holding_the_lock_leaves_nothing_visible(
     await layer.send("torn", msg(2))
     assert (await recv(layer, "torn"))["seq"] == 2
     assert layer.stats()["region_heap_used"] == 0
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["normal", "local"])
+async def test_a_sender_killed_as_it_wakes_the_receiver_strands_no_waiter(
+    open_layer: Any, region_name: str, children: list[Child], local: bool
+) -> None:
+    layer = open_layer()
+    channel = await layer.new_channel() if local else "woken"
+    waiting = asyncio.create_task(recv(layer, channel))
+    await asyncio.sleep(0.1)  # it found nothing and left its watch
+    child = Child("die_waking", region_name, channel)
+    children.append(child)
+    assert await child.line() == "ready"
+    await child.wait()
+    # The child died waking us: its send must not have used up our watch unseen, or
+    # this one, which finds no watch left to wake, would leave the receiver asleep.
+    await layer.send(channel, msg(2))
+    # The child wakes before it commits, so its message never was.
+    assert (await waiting)["seq"] == 2
+    await nothing(layer, channel)
 
 
 async def test_a_stale_region_is_recovered_on_the_next_open(
