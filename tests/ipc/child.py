@@ -77,13 +77,17 @@ def _mark_writes(path: str) -> None:
     Region._commit = marked_commit  # type: ignore[method-assign]
 
 
-async def spam(layer: IPCChannelLayer, run: str, size: str, phase: str) -> None:
-    """Send numbered, self-checking messages to 'crash' and group 'crashers' forever."""
+async def spam(layer: IPCChannelLayer, run: str, size: str, phase: str, limit: str) -> None:
+    """Send numbered, self-checking messages to 'crash' and group 'crashers', up to limit.
+
+    The limit keeps the region from filling: a full region makes group_send skip a
+    member (a documented, counted drop), which would look like a lost message.
+    """
     n = int(size)
     _mark_writes(phase)
     say("ready")
     seq = 0
-    while True:
+    while seq < int(limit):
         message: dict[str, Any] = {
             "type": "crash.test",
             "run": int(run),
@@ -97,6 +101,7 @@ async def spam(layer: IPCChannelLayer, run: str, size: str, phase: str) -> None:
             await asyncio.sleep(0.001)
             continue
         seq += 1
+    await asyncio.sleep(3600)  # to be killed
 
 
 async def send_and_exit(layer: IPCChannelLayer, channel: str) -> None:
