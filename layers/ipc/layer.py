@@ -101,7 +101,7 @@ class IPCChannelLayer(ChannelLayer):
     @contextlib.contextmanager
     def txn(self) -> Iterator[Txn]:
         """A region transaction that also releases pending depth counts, sweeps now and
-        then, and wakes receivers after."""
+        then, and wakes the receivers whose watches it used up."""
         acks = self.acks.take()
         try:
             with self.region.transaction() as txn:
@@ -115,12 +115,15 @@ class IPCChannelLayer(ChannelLayer):
                     self.counters.dropped_expired += txn.state.sweep(now)
                     self.region.reap(txn)
                     txn.changed = True
+                if txn.wake:
+                    # Before the commit, lock held: the woken wait for the lock, so they
+                    # see the commit. After it, a sender killed in between would have
+                    # used up their watches unseen, and they would sleep for ever.
+                    self.notifier.wake(txn.wake)
         except BaseException:
             if acks:
                 self.acks.give_back(acks)
             raise
-        if txn.wake:
-            self.notifier.wake(txn.wake)
 
     def _on_remove(self, channel: str, count: int) -> None:
         # Messages of a local channel left the buffers: release their capacity soon,

@@ -80,7 +80,7 @@ def _layout(size: int) -> tuple[int, int]:
 
 
 class Txn:
-    """One locked transaction: the index to read or change, and whom to wake after."""
+    """One locked transaction: the index to read or change, and whom to wake at commit."""
 
     def __init__(self, region: Region, state: State) -> None:
         self.region = region

@@ -4,8 +4,10 @@ Each event loop that receives binds a socket in the abstract namespace (Linux): 
 needs no file, so a crash leaves nothing behind, and a send to a dead one fails at
 once. A receiver that finds its channel empty leaves a one-shot watch in the index,
 in the same locked transaction. The sender that uses up the watch sends one datagram
-after committing. The datagram only says "look": the woken loop checks in the index
-which of its watches were used up and wakes those channels' waiters. So a datagram
+just before it commits, lock held, so a sender killed between the two cannot use up a
+watch unseen. The datagram only says "look": the woken loop checks in the index (under
+the lock, so after that commit) which of its watches were used up and wakes those
+channels' waiters. So a datagram
 lost to a full socket buffer loses nothing, since a full buffer is itself a wake-up.
 """
 

@@ -18,6 +18,7 @@ from typing import Any
 from layers.ipc import IPCChannelLayer
 from layers.ipc.region import Region
 from layers.ipc.state import State
+from layers.ipc.wakeup import Notifier
 
 
 def say(*words: object) -> None:
@@ -76,13 +77,17 @@ def _mark_writes(path: str) -> None:
     Region._commit = marked_commit  # type: ignore[method-assign]
 
 
-async def spam(layer: IPCChannelLayer, run: str, size: str, phase: str) -> None:
-    """Send numbered, self-checking messages to 'crash' and group 'crashers' forever."""
+async def spam(layer: IPCChannelLayer, run: str, size: str, phase: str, limit: str) -> None:
+    """Send numbered, self-checking messages to 'crash' and group 'crashers', up to limit.
+
+    The limit keeps the region from filling: a full region makes group_send skip a
+    member (a documented, counted drop), which would look like a lost message.
+    """
     n = int(size)
     _mark_writes(phase)
     say("ready")
     seq = 0
-    while True:
+    while seq < int(limit):
         message: dict[str, Any] = {
             "type": "crash.test",
             "run": int(run),
@@ -96,6 +101,7 @@ async def spam(layer: IPCChannelLayer, run: str, size: str, phase: str) -> None:
             await asyncio.sleep(0.001)
             continue
         seq += 1
+    await asyncio.sleep(3600)  # to be killed
 
 
 async def send_and_exit(layer: IPCChannelLayer, channel: str) -> None:
@@ -111,6 +117,17 @@ async def die_holding_the_lock(layer: IPCChannelLayer, channel: str) -> None:
         txn.changed = True
         say("holding")
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def die_waking(layer: IPCChannelLayer, channel: str) -> None:
+    """Send one message and die at the moment it would wake the receivers."""
+
+    def killed(self: Notifier, idents: Any) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    Notifier.wake = killed  # type: ignore[method-assign]
+    say("ready")
+    await layer.send(channel, {"type": "from.child", "seq": 1})
 
 
 async def hold_channel(layer: IPCChannelLayer, group: str) -> None:
@@ -159,6 +176,7 @@ MODES = {
     "spam": spam,
     "send_and_exit": send_and_exit,
     "die_holding_the_lock": die_holding_the_lock,
+    "die_waking": die_waking,
     "hold_channel": hold_channel,
     "steps": steps,
 }

@@ -7,6 +7,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from layers.ipc import IPCChannelLayer
 from tests.helpers import msg, nothing, recv
 from tests.ipc.child import body
@@ -15,6 +17,11 @@ from tests.ipc.conftest import Child
 KILLS = 30
 MARKER = {"type": "test.marker"}
 SIZE = 20_000
+REGION = 64 * 1024 * 1024  # a heap of about 48 MiB
+# Sends per child: each puts three copies of about SIZE bytes in the heap (two normal
+# channels and this process's inbox), so 600 fill at most about 36 MiB of it. A full
+# region would make group_send skip a member: a counted drop, not a loss, but a gap.
+LIMIT = 600
 
 
 async def _drain(layer: IPCChannelLayer, channel: str) -> list[dict[str, Any]]:
@@ -29,7 +36,7 @@ async def _drain(layer: IPCChannelLayer, channel: str) -> list[dict[str, Any]]:
 async def test_kill_9_in_the_middle_of_sends_many_times(
     open_layer: Any, region_name: str, children: list[Child], tmp_path: Path
 ) -> None:
-    layer = open_layer(capacity=100_000)
+    layer = open_layer(capacity=100_000, size=REGION)
     member = await layer.new_channel()
     await layer.group_add("crashers", member)
     await layer.group_add("crashers", "crash.group")
@@ -39,7 +46,9 @@ async def test_kill_9_in_the_middle_of_sends_many_times(
     mid_write = 0
     for run in range(KILLS):
         phase.write_bytes(b"\0")
-        child = Child("spam", region_name, str(run), str(SIZE), str(phase), capacity=100_000)
+        child = Child(
+            "spam", region_name, str(run), str(SIZE), str(phase), str(LIMIT), capacity=100_000
+        )
         children.append(child)
         assert await child.line() == "ready"
         await asyncio.sleep(rng.uniform(0, 0.03))
@@ -80,6 +89,26 @@ async def test_a_writer_killed_holding_the_lock_leaves_nothing_visible(
     await layer.send("torn", msg(2))
     assert (await recv(layer, "torn"))["seq"] == 2
     assert layer.stats()["region_heap_used"] == 0
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["normal", "local"])
+async def test_a_sender_killed_as_it_wakes_the_receiver_strands_no_waiter(
+    open_layer: Any, region_name: str, children: list[Child], local: bool
+) -> None:
+    layer = open_layer()
+    channel = await layer.new_channel() if local else "woken"
+    waiting = asyncio.create_task(recv(layer, channel))
+    await asyncio.sleep(0.1)  # it found nothing and left its watch
+    child = Child("die_waking", region_name, channel)
+    children.append(child)
+    assert await child.line() == "ready"
+    await child.wait()
+    # The child died waking us: its send must not have used up our watch unseen, or
+    # this one, which finds no watch left to wake, would leave the receiver asleep.
+    await layer.send(channel, msg(2))
+    # The child wakes before it commits, so its message never was.
+    assert (await waiting)["seq"] == 2
+    await nothing(layer, channel)
 
 
 async def test_a_stale_region_is_recovered_on_the_next_open(
