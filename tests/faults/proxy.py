@@ -148,11 +148,20 @@ class TcpProxy:
     async def _stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        await self._cut()
-        tasks = [*self._tasks, *self._handlers]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        me = asyncio.current_task()
+        # A connection accepted just now has a handler task that has not started: a
+        # task cancelled before it starts never runs its finally, and its socket would
+        # be collected unclosed. So let such tasks start (and register) before cancelling,
+        # and repeat until nothing else runs on this loop.
+        for _ in range(5):
+            await asyncio.sleep(0)
+            await self._cut()
+            tasks = [t for t in asyncio.all_tasks() if t is not me]
+            if not tasks:
+                break
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _set_flowing(self, flowing: bool, direction: Direction) -> None:
         for name, event in self._flowing.items():

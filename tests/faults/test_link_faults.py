@@ -9,6 +9,7 @@ most once (the server may have queued it before the link broke).
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import pytest
@@ -158,6 +159,11 @@ async def test_link_slower_than_the_timeout_fails_sends_clearly(rig: Rig) -> Non
         assert (await recv(receiver, channel, 10))["seq"] == 2
 
 
+# Held replies past every timeout make redis-py 8 drop a pooled connection without
+# closing its transport now and then (an IndexError in get_available_connection is in
+# the warning's context): a client-library leak, collected here so it cannot surface
+# in a later test; our own code is held to filterwarnings=error everywhere else.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.parametrize("kind", ["local", "normal"])
 async def test_reply_lost_after_the_server_popped_loses_nothing(rig: Rig, kind: str) -> None:
     # The receiver's requests reach the server but its replies are held past every
@@ -172,6 +178,7 @@ async def test_reply_lost_after_the_server_popped_loses_nothing(rig: Rig, kind: 
     await asyncio.sleep(2.5)  # past socket_timeout + blocking_timeout, and a retry
     rig.proxy.resume()
     assert (await waiting)["seq"] == 1
+    gc.collect()
 
 
 async def test_receiver_link_stalled_mid_stream_loses_nothing(rig: Rig) -> None:
