@@ -19,28 +19,24 @@ check it with ``ensure_running()`` since a test may have left it killed.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from tests.redis_procs import HOST, _preexec, free_port
+from tests.owned import OwnedProcess
+from tests.redis_procs import _preexec, free_port
 from tests.servers import amqp_answers
 
 __all__ = ["RabbitProcess", "RabbitProcessError", "shared_node", "stop_shared_node"]
 
 STARTUP_TIMEOUT = 30.0
 """Seconds a node gets to accept AMQP connections after it was started."""
-STOP_TIMEOUT = 15.0
-"""Seconds a node gets to exit after SIGTERM before its process group is killed."""
 CTL_TIMEOUT = 20.0
 LOG_TAIL_LINES = 30
 
@@ -55,57 +51,22 @@ class RabbitProcessError(RuntimeError):
     """A node did not start, did not stop, or a rabbitmqctl command failed."""
 
 
-_live: dict[int, RabbitProcess] = {}
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    for node in list(_live.values()):
-        with contextlib.suppress(Exception):
-            node.stop(timeout=5.0)
-
-
-class RabbitProcess:
+class RabbitProcess(OwnedProcess):
     """One owned ``rabbitmq-server`` node on free ports of 127.0.0.1."""
 
+    Error = RabbitProcessError
+    stop_timeout = 15.0  # a node's clean shutdown takes a few seconds
+
     def __init__(self, *, startup_timeout: float = STARTUP_TIMEOUT) -> None:
-        self.host = HOST
-        self.startup_timeout = startup_timeout
         self.nodename = f"chl-{secrets.token_hex(4)}@localhost"
-        self._port: int | None = None
+        super().__init__(self.nodename)
+        self.startup_timeout = startup_timeout
         self._dist_port: int | None = None
-        self._dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def port(self) -> int:
-        """The AMQP port (fixed at the first start, kept by restart())."""
-        if self._port is None:
-            raise RabbitProcessError(f"{self.nodename} was never started")
-        return self._port
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return (self.host, self.port)
 
     @property
     def url(self) -> str:
         """``amqp://guest:guest@127.0.0.1:<port>/``."""
         return f"amqp://guest:guest@{self.host}:{self.port}/"
-
-    @property
-    def dir(self) -> Path:
-        if self._dir is None:
-            raise RabbitProcessError(f"{self.nodename} was never started")
-        return self._dir
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    def running(self) -> bool:
-        """True while the beam process exists (it may not accept connections yet)."""
-        return self._proc is not None and self._proc.poll() is None
 
     def answers(self, timeout: float = 1.0) -> bool:
         """True if the node answers the AMQP protocol header right now."""
@@ -118,10 +79,6 @@ class RabbitProcess:
                 text = path.read_text(errors="replace").splitlines()[-lines:]
                 chunks.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(chunks) or "(no log)"
-
-    def __repr__(self) -> str:
-        state = "running" if self.running() else "stopped"
-        return f"<RabbitProcess {self.nodename} {self.host}:{self._port} pid={self.pid} {state}>"
 
     def env(self) -> dict[str, str]:
         """The environment of the server and of rabbitmqctl for this node."""
@@ -180,7 +137,7 @@ class RabbitProcess:
 
     def _launch_and_wait(self) -> None:
         with (self.dir / "stdout.log").open("ab") as out:
-            self._proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 [RABBITMQ_SERVER],
                 env=self.env(),
                 cwd=self.dir,
@@ -190,12 +147,12 @@ class RabbitProcess:
                 start_new_session=True,
                 preexec_fn=_preexec(),
             )
-        _live[id(self)] = self
+        self._launched(proc)
         deadline = time.monotonic() + self.startup_timeout
         while not self.answers(timeout=1.0):
             if not self.running():
                 raise RabbitProcessError(
-                    f"{self.nodename} exited with code {self._proc.returncode} while starting:\n"
+                    f"{self.nodename} exited with code {proc.returncode} while starting:\n"
                     + self.log_tail()
                 )
             if time.monotonic() >= deadline:
@@ -206,37 +163,16 @@ class RabbitProcess:
                 )
             time.sleep(0.2)
 
-    def _signal_group(self, sig: signal.Signals) -> None:
-        proc = self._proc
-        if proc is None:
-            return
+    def _kill_now(self, proc: subprocess.Popen[bytes]) -> None:
+        # The beam leads its own session: SIGKILL the group, so its helpers
+        # (erl_child_setup, inet_gethost) go too, even after the beam itself exited.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)  # the beam leads its own session: helpers too
+            os.killpg(proc.pid, signal.SIGKILL)
 
-    def kill(self) -> None:
-        """SIGKILL the beam process (a crash, no shutdown) and its helpers; reap it."""
-        proc = self._proc
-        if proc is None:
-            return
-        self._signal_group(signal.SIGKILL)
-        proc.wait()
-        _live.pop(id(self), None)
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM the node (a clean shutdown), SIGKILL after timeout, remove its files."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout)
-        # Whatever the beam left in its group (a helper mid-exit) goes too.
-        self._signal_group(signal.SIGKILL)
-        if proc is not None:
-            proc.wait()
-        _live.pop(id(self), None)
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM the node (a clean shutdown), SIGKILL its group after timeout, remove
+        its files; the next start() picks new ports."""
+        super().stop(timeout)
         self._port = None
 
     def ctl(self, *args: str, timeout: float = CTL_TIMEOUT) -> str:
@@ -258,19 +194,6 @@ class RabbitProcess:
         """How many AMQP client connections the node has open now."""
         out = self.ctl("list_connections", "--no-table-headers", "pid")
         return len([line for line in out.splitlines() if line.strip()])
-
-    def __enter__(self) -> Self:
-        if not self.running():
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 _shared: RabbitProcess | None = None

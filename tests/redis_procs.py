@@ -18,7 +18,6 @@ on Linux they are also killed by the kernel if the test process itself dies
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ctypes
 import shutil
@@ -34,6 +33,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeAlias
 
+from tests.owned import HOST, OwnedProcess
+
 __all__ = [
     "HOST",
     "RedisCluster",
@@ -48,11 +49,8 @@ __all__ = [
     "wait_until",
 ]
 
-HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 10.0
 """Seconds a server gets to answer after it was started."""
-STOP_TIMEOUT = 10.0
-"""Seconds a server gets to exit after SIGTERM before it is killed."""
 COMMAND_TIMEOUT = 2.0
 """Seconds one admin command may take (connect plus reply)."""
 PORT_ATTEMPTS = 5
@@ -207,17 +205,6 @@ def wait_until(
 
 # --- one redis-server ---------------------------------------------------------------
 
-_live: dict[int, RedisProcess] = {}
-"""Running processes by id(), killed at interpreter exit if nobody stopped them."""
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for proc in list(_live.values()):
-        with contextlib.suppress(Exception):
-            proc.stop(timeout=2.0)
-
-
 _PR_SET_PDEATHSIG = 1
 
 
@@ -235,7 +222,7 @@ def _preexec() -> Callable[[], None] | None:
     return None
 
 
-class RedisProcess:
+class RedisProcess(OwnedProcess):
     """One ``redis-server`` child process on a free port of 127.0.0.1.
 
     ``start()`` (or ``with RedisProcess() as server:``) launches it and waits until
@@ -250,6 +237,8 @@ class RedisProcess:
     process runs as a Sentinel (``redis-server <conf> --sentinel``).
     """
 
+    Error = RedisProcessError
+
     def __init__(
         self,
         extra_args: Sequence[str] = (),
@@ -260,30 +249,15 @@ class RedisProcess:
         startup_timeout: float = STARTUP_TIMEOUT,
         name: str = "redis",
     ) -> None:
-        self.host = HOST
+        super().__init__(name)
         self.extra_args = list(extra_args)
         self.cluster = cluster
         self.cluster_node_timeout_ms = cluster_node_timeout_ms
         self.sentinel_config = sentinel_config
         self.startup_timeout = startup_timeout
-        self.name = name
-        self._port: int | None = None
         self._bus_port: int | None = None
-        self._dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
 
     # -- properties --
-
-    @property
-    def port(self) -> int:
-        """The TCP port (fixed at the first successful start, kept by restart())."""
-        if self._port is None:
-            raise RedisProcessError(f"{self.name} was never started")
-        return self._port
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return (self.host, self.port)
 
     @property
     def url(self) -> str:
@@ -291,23 +265,8 @@ class RedisProcess:
         return f"redis://{self.host}:{self.port}/0"
 
     @property
-    def dir(self) -> Path:
-        """The working directory (log, cluster config, Sentinel config)."""
-        if self._dir is None:
-            raise RedisProcessError(f"{self.name} was never started")
-        return self._dir
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
     def log_path(self) -> Path:
         return self.dir / "redis.log"
-
-    def running(self) -> bool:
-        """True while the child process exists (it may not answer yet, or any more)."""
-        return self._proc is not None and self._proc.poll() is None
 
     def answers(self, timeout: float = 1.0) -> bool:
         """True if the server answers PING with PONG right now."""
@@ -329,11 +288,6 @@ class RedisProcess:
         except (OSError, RedisProcessError):
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-    def __repr__(self) -> str:
-        state = "running" if self.running() else "stopped"
-        port = self._port if self._port is not None else "?"
-        return f"<RedisProcess {self.name} {self.host}:{port} pid={self.pid} {state}>"
 
     # -- lifecycle --
 
@@ -402,46 +356,6 @@ class RedisProcess:
             raise RedisProcessError(f"{self.name}: cannot restart: {exc}") from None
         return self
 
-    def kill(self) -> None:
-        """SIGKILL the server (a crash: no shutdown, no goodbye) and reap it."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        _live.pop(id(self), None)
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM the server, wait (SIGKILL after timeout), remove its directory."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        elif proc is not None:
-            proc.wait()
-        _live.pop(id(self), None)
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
-
-    def __enter__(self) -> Self:
-        if not self.running():
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- internals --
 
     def _prepare_dir(self, *, fresh_config: bool) -> None:
@@ -454,7 +368,7 @@ class RedisProcess:
 
     def _launch_and_wait(self) -> None:
         with (self.dir / "redis.log").open("ab") as log:
-            self._proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 self.args(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -462,7 +376,7 @@ class RedisProcess:
                 cwd=self.dir,
                 preexec_fn=_preexec(),  # only a prctl, see _preexec
             )
-        _live[id(self)] = self
+        self._launched(proc)
         try:
             self._wait_ready()
         except BaseException:
