@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import secrets
 import ssl
 import threading
 import weakref
@@ -74,6 +75,9 @@ class Link:
         self.connection = connection
         self.channel = channel
         self.loop = asyncio.get_running_loop()
+        # Message ids unique across processes: a receiver that gets a redelivery (its
+        # ack was lost with a connection) recognises a message it already delivered.
+        self._id_prefix = secrets.token_hex(8)
         self._ids = itertools.count()
         self.closed = False
         self.exchanges: set[str] = set()  # declared on this connection since it connected
@@ -124,7 +128,7 @@ class Link:
         """Publish mandatory and wait for the broker's confirm."""
         properties = aiormq.spec.Basic.Properties(
             headers=headers,
-            message_id=str(next(self._ids)),
+            message_id=f"{self._id_prefix}.{next(self._ids)}",
             expiration=None if expiration is None else str(max(expiration, 0)),
         )
 

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
@@ -51,6 +52,9 @@ class Inbox:
         self._queue: AbstractQueue | None = None
         self._starting: asyncio.Task[None] | None = None
         self.declared = False
+        # Ids of messages delivered lately, to drop the broker's redelivery of one
+        # whose ack was lost with a connection (AMQP acks are not confirmed).
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- memberships ---------------------------------------------------------------
 
@@ -176,9 +180,24 @@ class Inbox:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
-            self._deliver(message)
+            if self._first_delivery(message):
+                self._deliver(message)
         finally:
             await _quietly(message.ack())
+
+    def _first_delivery(self, message: AbstractIncomingMessage) -> bool:
+        """False for a redelivered message this inbox already delivered."""
+        key = message.message_id
+        if key is None:
+            return True
+        if message.redelivered and key in self._seen:
+            return False
+        self._seen[key] = None
+        # The broker keeps at most prefetch_count messages unacked per consumer, so a
+        # redelivery is always one of the last prefetch_count delivered.
+        if len(self._seen) > self.layer.prefetch_count:
+            self._seen.popitem(last=False)
+        return True
 
     def _deliver(self, message: AbstractIncomingMessage) -> None:
         layer = self.layer

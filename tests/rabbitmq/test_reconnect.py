@@ -147,3 +147,22 @@ async def test_prefetched_messages_are_not_received_twice_after_a_cut(
     await _until(lambda: proxy.stats.accepted > accepted)
     await asyncio.sleep(0.5)
     await nothing(receiver, "prefetched", 0.5)
+
+
+async def test_a_redelivery_after_a_lost_ack_is_not_delivered_twice(
+    proxy: TcpProxy, rabbit: MakeLayer, amqp_url: str
+) -> None:
+    receiver = rabbit(url=via(proxy, amqp_url))
+    sender = rabbit(prefix=receiver.prefix)
+    channel = await receiver.new_channel()
+    await sender.send(channel, msg(0))
+    assert (await recv(receiver, channel))["seq"] == 0  # connected, consuming
+    proxy.pause("up")  # the receiver's acks from now on never reach the broker
+    await sender.send(channel, msg(1))
+    assert (await recv(receiver, channel))["seq"] == 1
+    await asyncio.sleep(0.2)  # its ack is written, and held by the proxy
+    proxy.cut()  # the broker requeues the unacked message and redelivers it
+    proxy.resume()
+    await sender.send(channel, msg(2))
+    assert (await recv(receiver, channel, 20))["seq"] == 2  # not 1 again
+    await nothing(receiver, channel, 0.5)
