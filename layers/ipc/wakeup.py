@@ -18,9 +18,10 @@ import contextlib
 import itertools
 import logging
 import socket
-import threading
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
+
+from ..loops import PerLoop
 
 __all__ = ["Notifier", "Waker", "Wakers"]
 
@@ -69,7 +70,6 @@ class Waker:
         self._sock.bind(_address(ident))
         self.loop.add_reader(self._sock.fileno(), self._readable)
         self.closed = False
-        self.finalizer: AsyncIterator[None] | None = None
 
     async def wait(self, channel: str) -> None:
         """Wait until channel's watch (left by the caller just now) is used up."""
@@ -119,60 +119,34 @@ class Waker:
                     future.set_result(None)
 
 
-async def _close_at_loop_shutdown(waker: Waker, wakers: Wakers) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        wakers.forget(waker)
-        waker.close()
+async def _close(waker: Waker) -> None:
+    waker.close()
 
 
-class Wakers:
+class Wakers(PerLoop[Waker]):
     """One Waker per event loop, closed at that loop's shutdown_asyncgens()."""
 
     def __init__(self, client_id: str, check: Check) -> None:
-        self._client_id = client_id
-        self._check = check
-        self._counter = itertools.count()
-        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Waker] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
+        counter = itertools.count()
 
-    async def here(self) -> Waker:
-        """The running loop's Waker, made on first use."""
-        loop = asyncio.get_running_loop()
-        waker = self._per_loop.get(loop)
-        if waker is not None:
-            return waker
-        with self._lock:
-            waker = Waker(f"{self._client_id}.{next(self._counter)}", self._check)
-            self._per_loop[loop] = waker
-        finalizer = _close_at_loop_shutdown(waker, self)
-        await finalizer.__anext__()  # registers it with this loop's shutdown_asyncgens
-        waker.finalizer = finalizer  # kept alive with the Waker, or GC would run it early
-        return waker
+        async def make() -> Waker:
+            return Waker(f"{client_id}.{next(counter)}", check)
 
-    def forget(self, waker: Waker) -> None:
-        """Drop a Waker whose loop is shutting down."""
-        with self._lock:
-            if self._per_loop.get(waker.loop) is waker:
-                del self._per_loop[waker.loop]
+        super().__init__(make, _close)
 
     def close(self) -> None:
         """Close every loop's Waker: this loop's now, running loops' in their own loop."""
-        with self._lock:
-            wakers = list(self._per_loop.values())
-            self._per_loop.clear()
+        # Unlike a connection, a Waker closes synchronously from any thread once its
+        # loop is closed, so nothing is awaited and even a closed loop's is closed.
         try:
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             here = None
-        for waker in wakers:
-            if waker.loop is here or waker.loop.is_closed():
+        for loop, waker in self.take_all():
+            if loop is here or loop.is_closed():
                 waker.close()
             else:
                 try:
-                    waker.loop.call_soon_threadsafe(waker.close)
+                    loop.call_soon_threadsafe(waker.close)
                 except RuntimeError:  # closed in the meantime
                     waker.close()

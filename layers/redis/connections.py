@@ -1,24 +1,20 @@
-"""Redis clients per event loop, closed when their loop shuts down.
+"""Redis clients per event loop, closed when their loop shuts down (layers/loops.py).
 
-redis-py connections belong to the loop that opened them. A layer used from several
-loops (async_to_sync in threads) keeps one set of clients per loop, and an async
-generator registered with each loop closes that set during the loop's
-shutdown_asyncgens(), which asyncio.run, asyncio.Runner and asgiref all call.
+redis-py connections belong to the loop that opened them, so a layer used from several
+loops (async_to_sync in threads) keeps one set of clients per loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import threading
-import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from ..loops import PerLoop
 from .hosts import Shard
 
 __all__ = ["Clients", "Connections"]
@@ -35,7 +31,6 @@ class Clients:
         self._options = (command, blocking)
         self._made: list[dict[int, Client]] = [{}, {}]
         self._helpers: list[Client] = []
-        self._finalizer: AsyncIterator[None] | None = None
 
     def _get(self, kind: int, shard: int) -> Client:
         client = self._made[kind].get(shard)
@@ -86,56 +81,11 @@ async def _close_client(client: Client) -> None:
             await client.aclose()
 
 
-async def _close_at_loop_shutdown(clients: Clients) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await clients.aclose()
-
-
-class Connections:
+class Connections(PerLoop[Clients]):
     """One Clients per event loop."""
 
     def __init__(self, shards: Sequence[Shard], command: dict[str, Any], blocking: dict[str, Any]):
-        self._shards = shards
-        self._command = command
-        self._blocking = blocking
-        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Clients] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._lock = threading.Lock()
+        async def make() -> Clients:
+            return Clients(shards, command, blocking)
 
-    async def here(self) -> Clients:
-        """The clients of the running loop, made on first use."""
-        loop = asyncio.get_running_loop()
-        clients = self._per_loop.get(loop)
-        if clients is None:
-            with self._lock:
-                clients = self._per_loop[loop] = Clients(
-                    self._shards, self._command, self._blocking
-                )
-            finalizer = _close_at_loop_shutdown(clients)
-            await finalizer.__anext__()  # registers it with this loop's shutdown_asyncgens
-            clients._finalizer = finalizer
-        return clients
-
-    def current(self) -> Clients | None:
-        """The running loop's clients, if it has made any."""
-        return self._per_loop.get(asyncio.get_running_loop())
-
-    async def aclose(self) -> None:
-        """Close this loop's clients now, and other live loops' clients in their loop."""
-        here = asyncio.get_running_loop()
-        with self._lock:
-            per_loop = list(self._per_loop.items())
-            self._per_loop.clear()
-        for loop, clients in per_loop:
-            if loop is here:
-                await clients.aclose()
-            elif loop.is_running() and not loop.is_closed():
-                # Wait for it: a close cut short when that loop stops would leave
-                # clients (a RedisCluster marks itself closed before it is) open.
-                # Bounded, in case that loop is itself waiting on this one.
-                done = asyncio.run_coroutine_threadsafe(clients.aclose(), loop)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.wrap_future(done), 5)
+        super().__init__(make, Clients.aclose)
