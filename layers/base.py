@@ -23,6 +23,7 @@ from .naming import (
     new_client_id,
     new_local_name,
     non_local_name,
+    owned_by,
 )
 
 __all__ = ["ChannelLayer", "GroupSendResult"]
@@ -210,6 +211,18 @@ class ChannelLayer(abc.ABC):
     def get_capacity(self, channel: str) -> int:
         """The capacity of channel."""
         return self.capacity_rules(channel)
+
+    def owns(self, channel: str) -> bool:
+        """True if channel is a process-local channel this layer's new_channel() made."""
+        return owned_by(channel, self.client_id)
+
+    def require_own(self, channel: str) -> None:
+        """Raise InvalidChannelName unless this layer may receive on process-local channel."""
+        if not self.owns(channel):
+            raise exceptions.InvalidChannelName(
+                f"channel {channel!r} belongs to another process or layer: only the "
+                "layer whose new_channel() made it can receive on it"
+            )
 
     # -- the transport: what a backend implements ------------------------------------
 

@@ -12,6 +12,9 @@ _BODY = r"[A-Za-z0-9\-_.]"
 _CHANNEL_RE = re.compile(rf"{_BODY}+(?:!{_BODY}*)?")
 _GROUP_RE = re.compile(rf"{_BODY}+")
 _BAD_CHAR_RE = re.compile(r"[^A-Za-z0-9\-_.!]")
+# The local parts after '!' of several channels, comma-separated (as bytes, the way
+# backends' inbox entries carry them).
+LOCAL_PARTS = re.compile(rf"{_BODY}*(?:,{_BODY}*)*".encode())
 _ALLOWED = "ASCII letters, digits, '-', '_' and '.'"
 
 
@@ -81,6 +84,12 @@ def non_local_name(channel: str) -> str:
     """The part of a channel name up to and including '!' (the whole name if none)."""
     bang = channel.find("!")
     return channel if bang < 0 else channel[: bang + 1]
+
+
+def owned_by(channel: str, client_id: str) -> bool:
+    """True if channel is a process-local name new_local_name(..., client_id) made."""
+    bang = channel.find("!")
+    return bang > 0 and channel[:bang].endswith("." + client_id)
 
 
 def new_client_id() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -14,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..base import ChannelLayer, GroupSendResult
-from ..exceptions import ChannelFull, ChannelLayerConnectionError, ConfigError, InvalidChannelName
+from ..exceptions import ChannelFull, ChannelLayerConnectionError, ConfigError
 from ..local import LocalChannels
 from ..naming import non_local_name
 from . import scripts
@@ -37,6 +38,11 @@ def _timeout(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
         raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+# A group_send's plan: (shard, keys, args) per script, and (channel, capacity) of the
+# members that are this layer's own channels, delivered without Redis.
+_Plan = tuple[list[tuple[int, list[str], list[Any]]], list[tuple[str, int]]]
 
 
 @dataclass
@@ -113,7 +119,7 @@ class RedisChannelLayer(ChannelLayer):
         self.held_ttl_ms = self._expiry_ms * 2 + 1000
         # Per channel received on: its inbox (None for a normal channel) and on_wait.
         self._receiving: dict[str, tuple[str | None, Callable[[], None]]] = {}
-        self._group_plans: dict[bytes, list[tuple[int, list[str], list[Any]]]] = {}
+        self._group_plans: dict[bytes, _Plan] = {}
         # Per inbox entry header naming several local parts: the channels it names.
         self.fanouts: dict[tuple[str, bytes], list[str]] = {}
         self._group_expiry_ms = int(self.group_expiry * 1000)
@@ -149,9 +155,6 @@ class RedisChannelLayer(ChannelLayer):
             )
         return self.ring.index(channel), [self.keys.channel(channel)], None
 
-    def _is_ours(self, inbox: str) -> bool:
-        return inbox[:-1].endswith("." + self.client_id)
-
     def _ensure_reader(self, inbox: str) -> None:
         tasks = self._readers.get(inbox)
         if tasks is not None and not tasks[0].done() and not tasks[0].get_loop().is_closed():
@@ -179,9 +182,33 @@ class RedisChannelLayer(ChannelLayer):
 
     # -- the transport ---------------------------------------------------------------------
 
+    def _delivers_here(self, channel: str) -> bool:
+        """True for this layer's own process-local channels: they skip Redis."""
+        return self.owns(channel)
+
+    def _deliver_here(self, members: list[tuple[str, int]], payload: bytes) -> int:
+        """Put a message for (channel, capacity) pairs of this layer's own channels
+        straight into their buffers; return how many were full.
+
+        Redis never sees it, but their depth counts do (as negative acks, sent with the
+        next batch of acks), so that other processes' sends count it against capacity.
+        """
+        # Reserved before they can be taken, so a release never precedes its reserve.
+        self.acks.add_each([channel for channel, _ in members], -1)
+        deadline, put, full = time.monotonic() + self.expiry, self.local.put, 0
+        for channel, capacity in members:
+            if not put(channel, payload, deadline, capacity):
+                self.acks.add(channel, 1)
+                full += 1
+        return full
+
     async def _send(self, channel: str, payload: bytes) -> None:
-        shard, keys, part = self._target(channel)
         capacity = self.capacity_rules(channel)
+        if self._delivers_here(channel):
+            if self._deliver_here([(channel, capacity)], payload):
+                raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
+            return
+        shard, keys, part = self._target(channel)
         args: list[Any] = [payload, self._expiry_ms, capacity]
         if part is not None:
             args.append(part)
@@ -207,12 +234,8 @@ class RedisChannelLayer(ChannelLayer):
     def _bind_receive(self, channel: str) -> tuple[str | None, Callable[[], None]]:
         """(inbox or None, what to run before waiting) for receiving on channel."""
         if "!" in channel:
+            self.require_own(channel)
             inbox = non_local_name(channel)
-            if not self._is_ours(inbox):
-                raise InvalidChannelName(
-                    f"channel {channel!r} belongs to another process or layer: only the "
-                    "layer whose new_channel() made it can receive on it"
-                )
             bound: tuple[str | None, Callable[[], None]] = (
                 inbox,
                 partial(self._ensure_reader, inbox),
@@ -256,7 +279,13 @@ class RedisChannelLayer(ChannelLayer):
         return members.decode().split(",") if members else []
 
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
-        calls = self._group_calls(await self._members(group))
+        calls, here = self._group_plan(await self._members(group))
+        delivered = dropped = 0
+        if here:
+            dropped = self._deliver_here(here, payload)
+            delivered = len(here) - dropped
+            if not calls:
+                return delivered, dropped
         clients = await self.connections.here()
         head = [payload, self._expiry_ms]
         if len(calls) == 1:
@@ -266,36 +295,41 @@ class RedisChannelLayer(ChannelLayer):
             results = await asyncio.gather(
                 *(self._group_send_on(clients.command(s), s, k, head + a) for s, k, a in calls)
             )
-        delivered = sum(r[0] for r in results)
-        dropped = sum(r[1] for r in results)
+        delivered += sum(r[0] for r in results)
+        dropped += sum(r[1] for r in results)
         self.counters.dropped_expired += sum(r[2] for r in results)
         return delivered, dropped
 
-    def _group_calls(self, members: bytes) -> list[tuple[int, list[str], list[Any]]]:
-        """Per script to run, (shard, keys, args after payload and expiry) for members.
+    def _group_plan(self, members: bytes) -> _Plan:
+        """How a group_send reaches members: scripts to run, each (shard, keys, args
+        after payload and expiry), and this layer's own channels with their capacities.
 
         A group's membership seldom changes between sends: the plan is cached by it.
         """
-        calls = self._group_plans.get(members)
-        if calls is not None:
-            return calls
+        plan = self._group_plans.get(members)
+        if plan is not None:
+            return plan
         bundles: dict[int, _Bundle] = {}
+        here: list[tuple[str, int]] = []
         for channel in members.decode().split(",") if members else []:
+            capacity = self.capacity_rules(channel)
+            if self._delivers_here(channel):
+                here.append((channel, capacity))
+                continue
             shard, keys, part = self._target(channel)
             bundle = bundles.setdefault(shard, _Bundle())
-            capacity = self.capacity_rules(channel)
             if part is None:
                 bundle.normal.append((keys[0], capacity))
             else:
                 bundle.inboxes.setdefault(non_local_name(channel), []).append((part, capacity))
-        calls = []
+        calls: list[tuple[int, list[str], list[Any]]] = []
         for shard, bundle in bundles.items():
             for piece in bundle.split() if self.cluster else [bundle]:
                 calls.append((shard, *piece.keys_and_args(self.keys)))
         if len(self._group_plans) >= _GROUP_PLAN_CACHE_SIZE:
             self._group_plans.clear()
-        self._group_plans[members] = calls
-        return calls
+        plan = self._group_plans[members] = (calls, here)
+        return plan
 
     async def _group_send_on(
         self, client: Any, shard: int, keys: list[str], args: list[Any]

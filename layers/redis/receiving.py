@@ -48,6 +48,9 @@ _ACK_DELAY = 0.001
 class Acks:
     """Depth counts to release per inbox, as local messages leave the buffers.
 
+    A negative count reserves depth instead: a message the layer put straight into one
+    of its own channels' buffers (see RedisChannelLayer._deliver_here).
+
     The inbox reader hands pending counts to its next pop script, and flush_acks
     releases what is left once the loop has had a moment: one script releases many.
     """
@@ -61,6 +64,22 @@ class Acks:
 
     def add(self, channel: str, count: int) -> None:
         """Note that count messages of channel left the buffers."""
+        inbox, part = self._split_of(channel)
+        with self._lock:
+            waker = self._add_locked(inbox, part, count)
+        if waker is not None:
+            waker()
+
+    def add_each(self, channels: list[str], count: int) -> None:
+        """add(channel, count) for each of channels, under one lock."""
+        split = self._split_of
+        with self._lock:
+            wakers = {self._add_locked(*split(channel), count) for channel in channels}
+        for waker in wakers:
+            if waker is not None:
+                waker()
+
+    def _split_of(self, channel: str) -> tuple[str, str]:
         split = self._split.get(channel)
         if split is None:
             inbox = non_local_name(channel)
@@ -68,22 +87,26 @@ class Acks:
             if len(self._split) >= _SPLIT_CACHE_SIZE:
                 self._split.clear()
             self._split[channel] = split
-        inbox, part = split
-        with self._lock:
-            parts = self._pending.get(inbox)
-            if parts is not None:
-                # The flusher was woken when these became pending and has not taken them.
-                parts[part] = parts.get(part, 0) + count
-                return
-            self._pending[inbox] = {part: count}
-            waker = self._wakers.get(inbox)
-        if waker is not None:
-            waker()
+        return split
+
+    def _add_locked(self, inbox: str, part: str, count: int) -> Callable[[], None] | None:
+        """Add count for part; the waker to call if the flusher must be woken."""
+        parts = self._pending.get(inbox)
+        if parts is not None:
+            # The flusher was woken when these became pending and has not taken them.
+            parts[part] = parts.get(part, 0) + count
+            return None
+        self._pending[inbox] = {part: count}
+        return self._wakers.get(inbox)
 
     def take(self, inbox: str) -> dict[str, int] | None:
-        """Everything pending for inbox, or None."""
+        """Everything pending for inbox that does not cancel out, or None."""
         with self._lock:
-            return self._pending.pop(inbox, None)
+            parts = self._pending.pop(inbox, None)
+        if parts is None:
+            return None
+        # A message delivered in-process and received before the next release nets 0.
+        return {part: n for part, n in parts.items() if n} or None
 
     def give_back(self, inbox: str, parts: dict[str, int]) -> None:
         """Re-queue acks that could not be sent."""
@@ -152,7 +175,7 @@ class Held:
 
 
 def pack_counts(counts: dict[str, int]) -> str:
-    """(local part, number) pairs as the scripts take them: "part=n,part=n"."""
+    """(local part, number) pairs as the scripts take them: "part=n,part=-n"."""
     return ",".join([f"{part}={n}" for part, n in counts.items()])
 
 
@@ -289,7 +312,7 @@ async def flush_acks(layer: RedisChannelLayer, inbox: str) -> None:
             continue
         try:
             clients = await layer.connections.here()
-            await scripts.ACK(clients.command(shard), keys, [pack_counts(parts)])
+            await scripts.ACK(clients.command(shard), keys, [pack_counts(parts), layer.held_ttl_ms])
         except RedisError as exc:
             layer.acks.give_back(inbox, parts)
             _retry_or_stop(layer)

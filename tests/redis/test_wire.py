@@ -126,26 +126,28 @@ async def test_idle_receivers_never_time_out(
 
 
 async def test_layer_recovers_from_a_killed_shard(own_redis: RedisProcess) -> None:
-    layer = layer_on(
-        own_redis, socket_timeout=0.5, socket_connect_timeout=0.5, blocking_timeout=0.5
-    )
+    options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "blocking_timeout": 0.5}
+    layer = layer_on(own_redis, **options)
+    # Another process's sends reach the channel through Redis (the layer's own do not).
+    sender = RedisChannelLayer(hosts=[own_redis.url], prefix=layer.prefix, **options)
     channel = await layer.new_channel()
-    await layer.send(channel, msg(0))
+    await sender.send(channel, msg(0))
     assert (await recv(layer, channel))["seq"] == 0
     waiting = asyncio.ensure_future(recv(layer, channel, 30))
     own_redis.kill()
     async with asyncio.timeout(5):  # an outage is an error, never a hang
         with pytest.raises(ChannelLayerConnectionError, match="did not answer"):
-            await layer.send(channel, msg(1))
+            await sender.send(channel, msg(1))
     own_redis.restart()
     async with asyncio.timeout(10):
         while True:
             try:
-                await layer.send(channel, msg(2))
+                await sender.send(channel, msg(2))
                 break
             except ChannelLayerConnectionError:
                 await asyncio.sleep(0.1)
     assert (await waiting)["seq"] == 2  # the reader came back by itself
     await layer.send("normal", msg(3))
     assert (await recv(layer, "normal"))["seq"] == 3
+    await sender.close()
     await layer.close()

@@ -27,9 +27,12 @@ if ARGV[6] and redis.call('LINDEX', KEYS[1], 0) == ARGV[6] then
 end
 local depth = KEYS[3]
 if ARGV[5] and ARGV[5] ~= '' and depth then
-  for part, n in string.gmatch(ARGV[5], '([^,=]*)=(%d+)') do
+  -- A negative count reserves depth (see ack.lua).
+  for part, n in string.gmatch(ARGV[5], '([^,=]*)=(%-?%d+)') do
     if redis.call('HINCRBY', depth, part, -tonumber(n)) <= 0 then
       redis.call('HDEL', depth, part)
+    elseif tonumber(n) < 0 then
+      redis.call('PEXPIRE', depth, tonumber(ARGV[4]))
     end
   end
 end
