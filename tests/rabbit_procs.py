@@ -13,8 +13,12 @@ the test process dies. It runs in its own session, and ``kill()``/``stop()`` als
 its helpers (erl_child_setup, inet_gethost) with the process group. An ``atexit`` hook
 stops every node still running.
 
-``shared_node()`` hands out one node per test session (it boots in ~5 s); fixtures
-check it with ``ensure_running()`` since a test may have left it killed.
+``tls=True`` adds an AMQPS listener on 127.0.0.1 (``tls_port``, ``amqps_url``) with a
+server certificate from a CA made for the node (``pki``, tests/pki.py); clients are not
+asked for certificates.
+
+``shared_node()`` hands out one node per test session (it boots in ~5 s), with a TLS
+listener; it restarts the node if a test left it killed.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Self
 
 from tests.owned import OwnedProcess
+from tests.pki import Pki, make_pki
 from tests.redis_procs import _preexec, free_port
 from tests.servers import amqp_answers
 
@@ -57,20 +63,50 @@ class RabbitProcess(OwnedProcess):
     Error = RabbitProcessError
     stop_timeout = 15.0  # a node's clean shutdown takes a few seconds
 
-    def __init__(self, *, startup_timeout: float = STARTUP_TIMEOUT) -> None:
+    def __init__(self, *, tls: bool = False, startup_timeout: float = STARTUP_TIMEOUT) -> None:
         self.nodename = f"chl-{secrets.token_hex(4)}@localhost"
         super().__init__(self.nodename)
+        self.tls = tls
         self.startup_timeout = startup_timeout
         self._dist_port: int | None = None
+        self._tls_port: int | None = None
+        self._pki: Pki | None = None
 
     @property
     def url(self) -> str:
         """``amqp://guest:guest@127.0.0.1:<port>/``."""
         return f"amqp://guest:guest@{self.host}:{self.port}/"
 
+    @property
+    def tls_port(self) -> int:
+        """The AMQPS port (a node started with tls=True)."""
+        if self._tls_port is None:
+            raise RabbitProcessError(f"{self.nodename} has no TLS listener")
+        return self._tls_port
+
+    @property
+    def pki(self) -> Pki:
+        """The CA and server certificate of the TLS listener."""
+        if self._pki is None:
+            raise RabbitProcessError(f"{self.nodename} has no TLS listener")
+        return self._pki
+
+    @property
+    def amqps_url(self) -> str:
+        """``amqps://guest:guest@127.0.0.1:<tls port>/`` (the client must trust ``pki.ca``)."""
+        return f"amqps://guest:guest@{self.host}:{self.tls_port}/"
+
     def answers(self, timeout: float = 1.0) -> bool:
-        """True if the node answers the AMQP protocol header right now."""
-        return self._port is not None and amqp_answers(self.host, self.port, timeout)
+        """True if the node answers the AMQP protocol header (and accepts on its TLS port)."""
+        if self._port is None or not amqp_answers(self.host, self.port, timeout):
+            return False
+        if self._tls_port is None:
+            return True
+        try:
+            socket.create_connection((self.host, self._tls_port), timeout).close()
+        except OSError:
+            return False
+        return True
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         chunks: list[str] = []
@@ -107,7 +143,19 @@ class RabbitProcess(OwnedProcess):
         cookie.chmod(0o400)
         (base / "enabled_plugins").write_text("[].\n")
         # Logs to a file only; the default "console" output would fill our pipe.
-        (base / "rabbitmq.conf").write_text("log.console = false\nlog.file.level = info\n")
+        conf = ["log.console = false", "log.file.level = info"]
+        if self.tls:
+            (base / "tls").mkdir()
+            self._pki = make_pki(base / "tls")
+            conf += [
+                f"listeners.ssl.1 = {self.host}:{self.tls_port}",
+                f"ssl_options.cacertfile = {self._pki.ca}",
+                f"ssl_options.certfile = {self._pki.cert}",
+                f"ssl_options.keyfile = {self._pki.key}",
+                "ssl_options.verify = verify_none",
+                "ssl_options.fail_if_no_peer_cert = false",
+            ]
+        (base / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
         (base / "advanced.config").write_text("[].\n")
         self._dir = base
 
@@ -118,6 +166,8 @@ class RabbitProcess(OwnedProcess):
         if self._port is not None:
             return self.restart()
         self._port, self._dist_port = free_port(), free_port()
+        if self.tls:
+            self._tls_port = free_port()
         self._prepare_dir()
         try:
             self._launch_and_wait()
@@ -173,7 +223,8 @@ class RabbitProcess(OwnedProcess):
         """SIGTERM the node (a clean shutdown), SIGKILL its group after timeout, remove
         its files; the next start() picks new ports."""
         super().stop(timeout)
-        self._port = None
+        self._port = self._tls_port = None
+        self._pki = None
 
     def ctl(self, *args: str, timeout: float = CTL_TIMEOUT) -> str:
         """Run ``rabbitmqctl -n <this node> <args>`` and return its standard output."""
@@ -203,7 +254,7 @@ def shared_node() -> RabbitProcess:
     """The session's owned node, started on first use, restarted if a test killed it."""
     global _shared
     if _shared is None:
-        _shared = RabbitProcess().start()
+        _shared = RabbitProcess(tls=True).start()
     elif not _shared.running() or not _shared.answers():
         _shared.restart()
     return _shared

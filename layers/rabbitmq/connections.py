@@ -1,9 +1,8 @@
 """One robust AMQP connection per event loop, and publishing that survives an outage.
 
 aio-pika connections belong to the loop that opened them. A layer used from several
-loops (async_to_sync in threads, asyncio.run per call) keeps one Link per loop, and an
-async generator registered with the loop closes it during shutdown_asyncgens(), as the
-Redis backend does (layers/redis/connections.py).
+loops (async_to_sync in threads, asyncio.run per call) keeps one Link per loop, closed
+when that loop shuts down (layers/loops.py).
 
 Every call that talks to the broker goes through Link.call: while the connection is
 down it waits for aio-pika's reconnect, at most ``timeout`` seconds in all, then raises
@@ -19,9 +18,7 @@ import itertools
 import logging
 import secrets
 import ssl
-import threading
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -39,6 +36,7 @@ from aiormq.exceptions import (
 )
 
 from ..exceptions import ChannelLayerConnectionError
+from ..loops import PerLoop
 
 __all__ = ["Link", "Links", "Outcome"]
 
@@ -81,7 +79,6 @@ class Link:
         self._ids = itertools.count()
         self.closed = False
         self.exchanges: set[str] = set()  # declared on this connection since it connected
-        self._finalizer: AsyncIterator[None] | None = None
 
     async def _underlay(self) -> AbstractChannel:
         # A channel the broker closed (a channel error) is restored by aio-pika itself,
@@ -156,19 +153,7 @@ class Link:
             await self.connection.close()
 
 
-async def _close_at_loop_shutdown(
-    link: Link, before: Callable[[Link], Awaitable[None]]
-) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        try:
-            await before(link)
-        finally:
-            await link.aclose()
-
-
-class Links:
+class Links(PerLoop[Link]):
     """One Link per event loop, made on first use."""
 
     def __init__(
@@ -180,44 +165,13 @@ class Links:
         on_reconnect: Callable[[Link], Awaitable[None]],
         on_loop_close: Callable[[Link], Awaitable[None]],
     ) -> None:
+        super().__init__(self._connect, Link.aclose, self._loop_ended)
         self.url = url
         self.ssl_context = ssl_context
         self.timeout = timeout
         self._on_connect = on_connect
         self._on_reconnect = on_reconnect
         self._on_loop_close = on_loop_close
-        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Link] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._connecting: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, asyncio.Future[Link]
-        ] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
-
-    async def here(self) -> Link:
-        """The running loop's link, connecting on first use."""
-        loop = asyncio.get_running_loop()
-        link = self._per_loop.get(loop)
-        if link is not None:
-            return link
-        pending = self._connecting.get(loop)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Link] = loop.create_future()
-        self._connecting[loop] = future
-        try:
-            link = await self._connect()
-            await self._on_connect(link)
-        except BaseException as exc:
-            self._connecting.pop(loop, None)
-            future.set_exception(exc)
-            future.exception()  # retrieved: only concurrent callers care
-            raise
-        with self._lock:
-            self._per_loop[loop] = link
-        self._connecting.pop(loop, None)
-        future.set_result(link)
-        return link
 
     async def _connect(self) -> Link:
         options: dict[str, Any] = {"timeout": self.timeout, "reconnect_interval": _RECONNECT}
@@ -229,40 +183,32 @@ class Links:
             raise ChannelLayerConnectionError(
                 f"could not connect to RabbitMQ at {_redact(self.url)}: {exc!r}"
             ) from exc
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        try:
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        except BaseException:
+            # A channel that fails to open (a link that stalls now) must not leave the
+            # connection behind: it would reconnect forever and leak its socket.
+            with contextlib.suppress(Exception):
+                await connection.close()
+            raise
         link = Link(connection, channel)
 
         async def reconnected(*_: Any) -> None:
             await self._on_reconnect(link)
 
         connection.reconnect_callbacks.add(reconnected)
-        finalizer = _close_at_loop_shutdown(link, self._on_loop_close)
-        await finalizer.__anext__()  # registers it with this loop's shutdown_asyncgens
-        link._finalizer = finalizer
+        try:
+            await self._on_connect(link)
+        except BaseException:
+            await link.aclose()
+            raise
         return link
 
-    def current(self) -> Link | None:
-        """The running loop's link, if it has made one."""
-        return self._per_loop.get(asyncio.get_running_loop())
-
-    def all(self) -> list[Link]:
-        """Every live link, in any loop."""
-        with self._lock:
-            return list(self._per_loop.values())
-
-    async def aclose(self) -> None:
-        """Close this loop's link now, and other live loops' links in their loop."""
-        here = asyncio.get_running_loop()
-        with self._lock:
-            links = list(self._per_loop.items())
-            self._per_loop.clear()
-        for loop, link in links:
-            if loop is here:
-                await link.aclose()
-            elif loop.is_running() and not loop.is_closed():
-                done = asyncio.run_coroutine_threadsafe(link.aclose(), loop)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.wrap_future(done), 5)
+    async def _loop_ended(self, link: Link) -> None:
+        try:
+            await self._on_loop_close(link)
+        finally:
+            await link.aclose()
 
 
 def _redact(url: str) -> str:

@@ -22,13 +22,15 @@ import asyncio
 import logging
 import threading
 import time
-from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 
+from ..exceptions import InvalidChannelName
+from ..naming import check_channel
 from . import wire
 from .connections import Link
+from .recent import RecentIds
 
 if TYPE_CHECKING:
     from .layer import RabbitMQChannelLayer
@@ -52,9 +54,8 @@ class Inbox:
         self._queue: AbstractQueue | None = None
         self._starting: asyncio.Task[None] | None = None
         self.declared = False
-        # Ids of messages delivered lately, to drop the broker's redelivery of one
-        # whose ack was lost with a connection (AMQP acks are not confirmed).
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        # To drop the broker's redelivery of a message whose ack was lost with a connection.
+        self._seen = RecentIds(layer.prefetch_count)
 
     # -- memberships ---------------------------------------------------------------
 
@@ -187,16 +188,9 @@ class Inbox:
 
     def _first_delivery(self, message: AbstractIncomingMessage) -> bool:
         """False for a redelivered message this inbox already delivered."""
-        key = message.message_id
-        if key is None:
-            return True
-        if message.redelivered and key in self._seen:
+        if self._seen.repeats(message):
             return False
-        self._seen[key] = None
-        # The broker keeps at most prefetch_count messages unacked per consumer, so a
-        # redelivery is always one of the last prefetch_count delivered.
-        if len(self._seen) > self.layer.prefetch_count:
-            self._seen.popitem(last=False)
+        self._seen.add(message)
         return True
 
     def _deliver(self, message: AbstractIncomingMessage) -> None:
@@ -231,8 +225,8 @@ class Inbox:
                 log.info("group message for %r skipped %d full local member(s)", group, full)
             return
         target = headers.get(wire.CHANNEL)
-        if not isinstance(target, str):
-            log.warning("dropped a message without a channel on inbox %s", self.queue_name)
+        if not self._ours(target):
+            self._malformed("a message for no channel of ours", headers)
             return
         if not layer.local.put(target, body, deadline, layer.capacity_rules(target)):
             counters.dropped_full += 1
@@ -240,14 +234,29 @@ class Inbox:
 
     def _control(self, op: object, headers: dict[str, Any]) -> None:
         group, channel = headers.get(wire.GROUP), headers.get(wire.CHANNEL)
-        if not isinstance(group, str) or not isinstance(channel, str):
-            return
-        if op == wire.ADD:
+        if not isinstance(group, str) or not self._ours(channel) or op not in wire.OPS:
+            self._malformed("a malformed membership message", headers)
+        elif op == wire.ADD:
             until = headers.get(wire.UNTIL)
             end = until / 1000 if isinstance(until, int) else time.time()
             self.add(group, channel, end)
-        elif op == wire.DISCARD and self.discard(group, channel):
+        elif self.discard(group, channel):
             self.layer.spawn(self._unbind_if_unused(group))
+
+    def _ours(self, channel: object) -> TypeGuard[str]:
+        """True if channel is a process-local channel of this layer."""
+        if not isinstance(channel, str) or not self.layer.owns(channel):
+            return False
+        try:
+            check_channel(channel)
+        except InvalidChannelName:
+            return False
+        return True
+
+    def _malformed(self, what: str, headers: dict[str, Any]) -> None:
+        # Not written by a layer (they always name one of our channels): drop, count.
+        self.layer.counters.dropped_undecodable += 1
+        log.warning("dropped %s on inbox %s, headers %.200r", what, self.queue_name, headers)
 
     async def _unbind_if_unused(self, group: str) -> None:
         if self.live(group) is not None:

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from aiormq.exceptions import AMQPChannelError, ChannelNotFoundEntity
 
 from ..base import ChannelLayer, GroupSendResult
-from ..exceptions import ChannelFull, ConfigError, InvalidChannelName
+from ..exceptions import ChannelFull, ConfigError
 from ..local import LocalChannels
 from . import wire
 from .broker import Broker
@@ -44,6 +44,12 @@ from .topology import Topology, client_of
 
 __all__ = ["RabbitMQChannelLayer"]
 
+# What aiormq (and aio-pika's robust connection) read from an AMQP URL's query; a key
+# that is neither theirs nor ours is a typo, which they would ignore without a word.
+_CLIENT_URL_OPTIONS = frozenset(
+    {"auth", "cadata", "cafile", "capath", "certfile", "heartbeat", "keyfile", "name"}
+    | {"no_verify_ssl", "timeout", "fail_fast", "reconnect_interval"}
+)
 log = logging.getLogger("layers.rabbitmq")
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -120,8 +126,14 @@ class RabbitMQChannelLayer(ChannelLayer):
             key = part.partition("=")[0]
             if key in known:
                 ours.update(options_from_query(part))
+            elif key in _CLIENT_URL_OPTIONS:
+                theirs.append(part)
             else:
-                theirs.append(part)  # aiormq's own: heartbeat, cafile, no_verify_ssl, ...
+                raise ConfigError(
+                    f"unknown option {key!r} in the URL query: not a layer option "
+                    f"({', '.join(sorted(known))}) nor one of aiormq's or aio-pika's "
+                    f"({', '.join(sorted(_CLIENT_URL_OPTIONS))})"
+                )
         full = base + ("?" + "&".join(theirs) if theirs else "")
         return cls(url=full, **{**ours, **overrides})
 
@@ -137,10 +149,6 @@ class RabbitMQChannelLayer(ChannelLayer):
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("background task failed: %r", task.exception())
-
-    def is_ours(self, channel: str) -> bool:
-        """True if channel is one of this layer's process-local channels."""
-        return client_of(channel) == self.client_id
 
     async def _on_connect(self, link: Link) -> None:
         link.exchanges.clear()
@@ -195,7 +203,7 @@ class RabbitMQChannelLayer(ChannelLayer):
 
     async def _send(self, channel: str, payload: bytes) -> None:
         capacity = self.capacity_rules(channel)
-        if "!" in channel and self.is_ours(channel):
+        if self.owns(channel):
             deadline = time.monotonic() + self.expiry
             if not self.local.put(channel, payload, deadline, capacity):
                 raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
@@ -223,11 +231,7 @@ class RabbitMQChannelLayer(ChannelLayer):
     async def _receive(self, channel: str) -> bytes:
         self.local.maybe_sweep()
         if "!" in channel:
-            if not self.is_ours(channel):
-                raise InvalidChannelName(
-                    f"channel {channel!r} belongs to another process or layer: only the "
-                    "layer whose new_channel() made it can receive on it"
-                )
+            self.require_own(channel)
             if not self.inbox.running():
                 await self.inbox.ensure()
             return await self.local.get(channel)

@@ -39,7 +39,7 @@ class Memberships:
         topo, broker = layer.topology, layer.broker
         link = await layer.links.here()
         until = time.time() + layer.group_expiry
-        if "!" in channel and layer.is_ours(channel):
+        if layer.owns(channel):
             await layer.inbox.ensure()
             if layer.inbox.add(group, channel, until):
                 await broker.bind(link, layer.inbox.queue_name, topo.groups, group)
@@ -66,7 +66,7 @@ class Memberships:
         layer = self.layer
         link = await layer.links.here()
         await self._record(link, group, "discard", channel)
-        if "!" in channel and layer.is_ours(channel):
+        if layer.owns(channel):
             if layer.inbox.discard(group, channel):
                 await layer.broker.unbind(link, layer.inbox.queue_name, group)
         elif "!" in channel:

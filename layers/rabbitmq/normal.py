@@ -7,6 +7,12 @@ unacknowledged, and is acked only once a receiver has taken it. When no receiver
 left, the consumer is cancelled and whatever it buffered is nacked with requeue, which
 RabbitMQ puts back at its old place in the queue: another process gets it next, in
 order, and a cancelled receive() never loses a message.
+
+An ack written just before the connection dies may never reach the broker, which then
+redelivers the message. This process remembers, per channel, the ids of the last
+prefetch_count messages its receivers took, and acks and skips such a redelivery when it
+comes back here: exactly once. A redelivery to another process cannot be recognised
+there, so after a lost ack a message may be received once more elsewhere: at least once.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import logging
 import sys
 import threading
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from aiormq.exceptions import ChannelInvalidStateError
 
 from . import wire
+from .recent import RecentIds
 
 if TYPE_CHECKING:
     from .layer import RabbitMQChannelLayer
@@ -35,6 +43,9 @@ UNBOUNDED = sys.maxsize  # the queue enforced capacity when the message was sent
 # descheduled for a moment on a busy host keeps them (a give-back while another
 # process competes for the channel reorders them for that process).
 _LINGER = 0.5
+# Normal channels whose recent ids are kept: an app that makes up channel names as it
+# goes must not grow this for ever; a redelivery comes within moments of its loss.
+_TAKEN_CHANNELS = 4096
 
 
 class _Consumer:
@@ -70,6 +81,9 @@ class _Consumer:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         layer = self.owner.layer
+        if self.owner.repeats(self.channel, message):
+            await message.ack()
+            return
         if self.stopping:
             await message.nack(requeue=True)
             return
@@ -189,6 +203,9 @@ class NormalReceivers:
         self._starting: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
         self._by_payload: dict[int, _Consumer] = {}
         self._threads: dict[asyncio.AbstractEventLoop, int] = {}
+        # channel -> ids of the messages taken lately, in any loop of this layer; the
+        # channels received on least lately are forgotten beyond _TAKEN_CHANNELS.
+        self._taken: OrderedDict[str, RecentIds] = OrderedDict()
         self._lock = threading.Lock()
 
     def thread_of(self, loop: asyncio.AbstractEventLoop) -> int:
@@ -227,6 +244,23 @@ class NormalReceivers:
         with self._lock:
             self._by_payload[id(payload)] = consumer
 
+    def repeats(self, channel: str, message: AbstractIncomingMessage) -> bool:
+        """True if message is the broker's redelivery of one a receiver here took."""
+        with self._lock:
+            taken = self._taken.get(channel)
+            return taken is not None and taken.repeats(message)
+
+    def _took(self, channel: str, message: AbstractIncomingMessage) -> None:
+        with self._lock:
+            taken = self._taken.get(channel)
+            if taken is None:
+                taken = self._taken[channel] = RecentIds(self.layer.prefetch_count)
+                if len(self._taken) > _TAKEN_CHANNELS:
+                    self._taken.popitem(last=False)
+            else:
+                self._taken.move_to_end(channel)
+            taken.add(message)
+
     def unindex(self, payload: bytes) -> None:
         """Forget payload's delivery."""
         with self._lock:
@@ -249,6 +283,9 @@ class NormalReceivers:
             return True
         if consumer.stale(id(payload)):
             return False
+        message = consumer.pending.get(id(payload))
+        if message is not None:  # before its ack is written, which may be lost
+            self._took(channel, message)
         written = consumer.ack(id(payload))
         if written is None:
             return True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["ADD", "DISCARD", "deadline_header", "local_deadline"]
+__all__ = ["ADD", "DISCARD", "OPS", "deadline_header", "local_deadline"]
 
 SENDER = "s"  # client id of the sending layer: expired messages are dead-lettered back to it
 DEADLINE = "d"  # wall-clock ms after which the message must not be delivered
@@ -19,6 +19,7 @@ OP = "op"  # a membership control message for the inbox's owner
 UNTIL = "u"  # wall-clock ms a membership lasts (control "add")
 ADD = "add"
 DISCARD = "discard"
+OPS = (ADD, DISCARD)
 
 
 def deadline_header(expiry: float) -> int:
@@ -27,9 +28,10 @@ def deadline_header(expiry: float) -> int:
 
 
 def local_deadline(headers: dict[str, Any], expiry: float) -> float:
-    """The monotonic deadline of a received message (now + expiry if it has none)."""
+    """The monotonic deadline of a received message (now + expiry at the latest)."""
     now = time.monotonic()
     wall = headers.get(DEADLINE)
     if not isinstance(wall, int):
         return now + expiry
-    return now + (wall / 1000 - time.time())
+    # Never later than expiry from now, whatever the header says (a forged one could).
+    return now + min(wall / 1000 - time.time(), expiry)

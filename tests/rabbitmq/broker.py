@@ -7,25 +7,20 @@ import aiormq
 
 async def queue_exists(url: str, name: str) -> bool:
     """True if the broker has a queue of that name (a passive declare, nothing created)."""
-    connection = await aiormq.connect(url)
-    try:
-        channel = await connection.channel()
-        try:
-            await channel.queue_declare(name, passive=True)
-        except aiormq.exceptions.ChannelNotFoundEntity:
-            return False
-        return True
-    finally:
-        await connection.close()
+    return await _exists(url, "queue_declare", name)
 
 
 async def exchange_exists(url: str, name: str) -> bool:
     """True if the broker has an exchange of that name."""
+    return await _exists(url, "exchange_declare", name)
+
+
+async def _exists(url: str, declare: str, name: str) -> bool:
     connection = await aiormq.connect(url)
     try:
         channel = await connection.channel()
         try:
-            await channel.exchange_declare(name, passive=True)
+            await getattr(channel, declare)(name, passive=True)
         except aiormq.exceptions.ChannelNotFoundEntity:
             return False
         return True

@@ -61,6 +61,12 @@ def test_from_url_splits_our_options_from_the_clients() -> None:
     assert layer.url == "amqps://u:p@host:5671/vh?cafile=/ca.pem&heartbeat=30"
 
 
+def test_from_url_names_an_option_nobody_reads() -> None:
+    # A typo of a layer option would otherwise go to aiormq, which ignores it.
+    with pytest.raises(ConfigError, match="'capcity'"):
+        RabbitMQChannelLayer.from_url("amqp://u:p@host/?capcity=7")
+
+
 async def test_layer_from_an_amqp_url_works(amqp_url: str) -> None:
     layer = layer_from_url(f"{amqp_url.rstrip('/')}/?prefix=tcfg{id(amqp_url) % 10000}")
     assert isinstance(layer, RabbitMQChannelLayer)

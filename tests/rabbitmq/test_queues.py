@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from tests.helpers import msg, recv
 from tests.rabbitmq.broker import exchange_exists, queue_exists
 from tests.rabbitmq.conftest import MakeLayer
@@ -176,3 +178,15 @@ async def test_the_inbox_consumer_moves_when_its_loop_ends(rabbit: MakeLayer) ->
     await asyncio.to_thread(thread.join, 10)
     await peer.send(made[0], msg(1))
     assert (await waiting)["seq"] == 1
+
+
+async def test_recent_ids_are_kept_for_a_bounded_number_of_channels(
+    rabbit: MakeLayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An app that makes up normal channel names as it goes must not grow them for ever.
+    monkeypatch.setattr("layers.rabbitmq.normal._TAKEN_CHANNELS", 2)
+    layer = rabbit()
+    for i in range(4):
+        await layer.send(f"made.up.{i}", msg(i))
+        assert (await recv(layer, f"made.up.{i}"))["seq"] == i
+    assert list(layer.normal._taken) == ["made.up.2", "made.up.3"]

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from layers.exceptions import ChannelLayerConnectionError
+from layers.rabbitmq.connections import Link, Links
 from tests.faults.proxy import TcpProxy
 from tests.helpers import msg, nothing, recv
 from tests.rabbitmq.broker import delete_queue, queue_exists
@@ -166,3 +168,68 @@ async def test_a_redelivery_after_a_lost_ack_is_not_delivered_twice(
     await sender.send(channel, msg(2))
     assert (await recv(receiver, channel, 20))["seq"] == 2  # not 1 again
     await nothing(receiver, channel, 0.5)
+
+
+async def test_a_normal_channel_redelivery_after_a_lost_ack_is_not_received_twice(
+    proxy: TcpProxy, rabbit: MakeLayer, amqp_url: str
+) -> None:
+    receiver = rabbit(url=via(proxy, amqp_url))
+    sender = rabbit(prefix=receiver.prefix)
+    await sender.send("work", msg(0))
+    assert (await recv(receiver, "work"))["seq"] == 0  # connected, consuming
+    proxy.pause("up")  # the receiver's acks from now on never reach the broker
+    await sender.send("work", msg(1))
+    assert (await recv(receiver, "work"))["seq"] == 1
+    waiting = asyncio.ensure_future(recv(receiver, "work", 20))  # keeps the consumer
+    await asyncio.sleep(0.2)  # the ack of 1 is written, and held by the proxy
+    proxy.cut()  # the broker requeues 1 and redelivers it to this same process
+    proxy.resume()
+    await sender.send("work", msg(2))
+    assert (await waiting)["seq"] == 2  # not 1 again
+    await nothing(receiver, "work", 0.5)
+
+
+async def test_a_link_whose_setup_fails_is_closed_not_kept(amqp_url: str) -> None:
+    made: list[Link] = []
+
+    async def fail(link: Link) -> None:
+        made.append(link)
+        raise RuntimeError("setup failed")
+
+    async def ignore(link: Link) -> None:
+        pass
+
+    links = Links(amqp_url, None, 5, fail, ignore, ignore)
+    with pytest.raises(RuntimeError, match="setup failed"):
+        await links.here()
+    assert made[0].connection.is_closed
+    assert links.current() is None
+
+
+async def test_a_link_whose_channel_stalls_is_closed_not_leaked(
+    proxy: TcpProxy, amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The link stalls between the connection's handshake and the channel's opening,
+    # as a slow link can: the connection made must be closed, or its robust reconnects
+    # keep a socket open forever.
+    import layers.rabbitmq.connections as connections
+
+    made: list[Any] = []
+    connect = connections.aio_pika.connect_robust
+
+    async def connect_then_stall(*args: Any, **kwargs: Any) -> Any:
+        connection = await connect(*args, **kwargs)
+        made.append(connection)
+        proxy.pause()
+        return connection
+
+    async def ignore(link: Link) -> None:
+        pass
+
+    monkeypatch.setattr(connections.aio_pika, "connect_robust", connect_then_stall)
+    links = Links(via(proxy, amqp_url), None, 5, ignore, ignore, ignore)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1):
+            await links.here()
+    assert made[0].is_closed
+    assert links.current() is None
