@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from ..exceptions import ChannelLayerClosed, ChannelLayerError
+from ..naming import LOCAL_PARTS
 
 if TYPE_CHECKING:
     from .layer import IPCChannelLayer
 
 __all__ = ["Acks", "read_inbox"]
 
+log = logging.getLogger("layers.ipc")
 UNBOUNDED = sys.maxsize  # capacity was enforced in the region when the message was sent
 _BATCH = 256
 
@@ -62,7 +65,12 @@ def deliver(layer: IPCChannelLayer, inbox: str, entries: list[tuple[float, bytes
     """Put inbox entries into the local buffers of the channels each one names."""
     put = layer.local.put
     for deadline, entry in entries:
-        newline = entry.index(b"\n")
+        newline = entry.find(b"\n")
+        if newline < 0 or not LOCAL_PARTS.fullmatch(entry, 0, newline):
+            # Not written by a layer (a foreign or broken writer): drop and count it.
+            layer.counters.dropped_undecodable += 1
+            log.warning("dropped a malformed entry of inbox %s: %r", inbox, entry[:40])
+            continue
         payload = entry[newline + 1 :]
         for part in entry[:newline].decode().split(","):
             put(inbox + part, payload, deadline, UNBOUNDED)

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..base import ChannelLayer, GroupSendResult
-from ..exceptions import BackendNotAvailable, ChannelFull, ConfigError, InvalidChannelName
+from ..exceptions import BackendNotAvailable, ChannelFull, ConfigError
 from ..local import LocalChannels
 from ..naming import check_prefix, non_local_name
 from .files import default_directory
@@ -203,12 +203,8 @@ class IPCChannelLayer(ChannelLayer):
 
     async def _receive(self, channel: str) -> bytes:
         if "!" in channel:
+            self.require_own(channel)
             inbox = non_local_name(channel)
-            if not inbox[:-1].endswith("." + self.client_id):
-                raise InvalidChannelName(
-                    f"channel {channel!r} belongs to another process or layer: only the "
-                    "layer whose new_channel() made it can receive on it"
-                )
             self._ensure_reader(inbox)
             return await self.local.get(channel, partial(self._ensure_reader, inbox))
         waker = await self.wakers.here()

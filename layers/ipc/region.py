@@ -138,7 +138,16 @@ class Region:
         try:
             existing = os.fstat(fd).st_size
             if existing >= MIN_SIZE:
-                size = existing  # the size given when the region was created wins
+                if existing != size:
+                    log.warning(
+                        "IPC region %s already exists with size %d bytes: size=%d is "
+                        "ignored (the size given when the region was made wins; flush "
+                        "and close every process using it to make it anew)",
+                        self.dir.path,
+                        existing,
+                        size,
+                    )
+                size = existing
             else:
                 os.ftruncate(fd, size)  # sparse: pages cost memory only once written
             mm = mmap.mmap(fd, size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import sys
 from pathlib import Path
@@ -79,11 +80,20 @@ def test_bad_options_are_named(options: dict[str, Any], error: type[Exception], 
         IPCChannelLayer(**options)
 
 
-async def test_the_size_given_at_creation_wins(open_layer: Any) -> None:
+async def test_the_size_given_at_creation_wins(
+    open_layer: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     first = open_layer(size=MIN_SIZE)
-    second = open_layer()
+    with caplog.at_level(logging.WARNING, logger="layers.ipc"):
+        second = open_layer()
+        third = open_layer(size=MIN_SIZE)
     assert first.stats()["region_bytes"] == second.stats()["region_bytes"] == MIN_SIZE
+    assert third.stats()["region_bytes"] == MIN_SIZE
     assert DEFAULT_SIZE > MIN_SIZE
+    # Not silently: the ignored size is named, once (the matching one says nothing).
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1, warned
+    assert f"size={DEFAULT_SIZE} is ignored" in warned[0]
 
 
 async def test_a_full_region_says_so_and_recovers(open_layer: Any) -> None:
