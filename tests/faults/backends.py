@@ -51,10 +51,6 @@ class NetworkedBackend:
     """Options that make an outage surface within about a second."""
     connections: Callable[[OwnedServer], int] | None = None
     """How many client connections the server has open now (for leak checks)."""
-    churn_share: float = 1.0
-    """Share of the churn test's cycles run here: a RabbitMQ cycle costs about ten
-    confirmed round trips, and 500 cycles still show a leak of one buffer, task or
-    connection per cycle (test_churn.py scales its memory budget with the count)."""
     counted_drops: Callable[[ChannelLayer], int] | None = None
     """Sends a layer returned from OK but dropped by a documented rule, and counted.
 
@@ -64,9 +60,10 @@ class NetworkedBackend:
     reconnects and declares it again; what is sent to it meanwhile is dropped that way.
     """
 
-    def make(self, host: str, port: int, **options: Any) -> ChannelLayer:
-        """A layer on a random prefix, with fast timeouts unless overridden."""
-        merged = {"prefix": f"f{secrets.token_hex(4)}", **self.fast_timeouts, **options}
+    def make(self, host: str, port: int, fast: bool = True, **options: Any) -> ChannelLayer:
+        """A layer on a random prefix, with fast timeouts (if fast) unless overridden."""
+        timeouts = self.fast_timeouts if fast else {}
+        merged = {"prefix": f"f{secrets.token_hex(4)}", **timeouts, **options}
         return self.layer(host, port, **merged)
 
 
@@ -88,7 +85,7 @@ def _redis_connections(server: OwnedServer) -> int:
 
 @contextlib.contextmanager
 def _rabbit_server() -> Iterator[OwnedServer]:
-    # Not stopped on exit: the session fixture in conftest.py stops it at the end.
+    # Not stopped on exit: a session fixture in tests/conftest.py stops it at the end.
     yield shared_node()
 
 
@@ -120,6 +117,5 @@ NETWORKED = [
         fast_timeouts={"connect_timeout": 0.5},
         connections=_rabbit_connections,
         counted_drops=lambda layer: int(layer.stats()["dropped_unroutable"]),
-        churn_share=0.5,
     ),
 ]

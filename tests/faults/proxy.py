@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from types import TracebackType
@@ -61,6 +62,7 @@ class TcpProxy:
         self.delay = 0.0
         self.stats = ProxyStats()
         self._refusing = False
+        self._stopping = False
         self._flowing: dict[str, asyncio.Event] = {}
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -119,6 +121,7 @@ class TcpProxy:
     def accept(self) -> None:
         """Accept and forward new connections again."""
         self._refusing = False
+        self._stopping = False
 
     def pause(self, direction: Direction = "both") -> None:
         """Stop forwarding bytes on every link (one way or both), without closing them."""
@@ -146,22 +149,25 @@ class TcpProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
+        self._stopping = True
         if self._server is not None:
             self._server.close()
+        await self._set_flowing(True, "both")
         me = asyncio.current_task()
-        # A connection accepted just now has a handler task that has not started: a
-        # task cancelled before it starts never runs its finally, and its socket would
-        # be collected unclosed. So let such tasks start (and register) before cancelling,
-        # and repeat until nothing else runs on this loop.
-        for _ in range(5):
-            await asyncio.sleep(0)
+        # Tasks are left to end by themselves, not cancelled: a task cancelled before it
+        # starts (a connection accepted just now) never closes its socket. Cut links end
+        # their pumps, and a handler that starts now closes its client and returns.
+        deadline = time.monotonic() + CALL_TIMEOUT / 2
+        while tasks := [t for t in asyncio.all_tasks() if t is not me]:
             await self._cut()
-            tasks = [t for t in asyncio.all_tasks() if t is not me]
-            if not tasks:
+            if time.monotonic() > deadline:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 break
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.wait(tasks, timeout=0.05)
+        # The aborts close their sockets in callbacks of the next loop turn.
+        await asyncio.sleep(0)
 
     async def _set_flowing(self, flowing: bool, direction: Direction) -> None:
         for name, event in self._flowing.items():
@@ -186,7 +192,11 @@ class TcpProxy:
         assert handler is not None
         self._handlers.add(handler)
         try:
-            await self._forward(client_r, client_w)
+            # Only stop() cancels a handler. It must not end cancelled: Python 3.11's
+            # start_server calls task.exception() on it, which then raises in a loop
+            # callback (logged) and leaves the client's transport unclosed.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forward(client_r, client_w)
         finally:
             self._handlers.discard(handler)
             client_w.transport.abort()
@@ -194,7 +204,7 @@ class TcpProxy:
     async def _forward(
         self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
     ) -> None:
-        if self._refusing:
+        if self._refusing or self._stopping:
             self.stats.refused += 1
             client_w.transport.abort()
             return
@@ -203,6 +213,10 @@ class TcpProxy:
         except OSError:
             self.stats.refused += 1
             client_w.transport.abort()
+            return
+        if self._stopping:  # stop() began while this link was being opened
+            client_w.transport.abort()
+            up_w.transport.abort()
             return
         self.stats.accepted += 1
         link = (client_w, up_w)
