@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.rabbit_procs import RabbitProcess, shared_node, stop_shared_node
 from tests.redis_procs import RedisCluster, RedisProcess, RedisSentinel
 from tests.servers import RABBITMQ, REDIS, provide
 
@@ -54,6 +55,19 @@ def own_redis() -> Iterator[RedisProcess]:
     """A fresh Redis server the test may kill() and restart(); stopped at teardown."""
     with RedisProcess(name="own") as server:
         yield server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _owned_rabbit_node_stopped_at_end() -> Iterator[None]:
+    """The session's owned RabbitMQ node (started on first use) is stopped at the end."""
+    yield
+    stop_shared_node()
+
+
+@pytest.fixture
+def own_rabbit() -> RabbitProcess:
+    """The session's owned RabbitMQ node (with a TLS listener), running; see shared_node()."""
+    return shared_node()
 
 
 @pytest.fixture(scope="session")

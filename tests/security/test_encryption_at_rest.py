@@ -1,6 +1,8 @@
-"""Encrypted layers: no plaintext on the wire or in Redis; rotation; wrong keys dropped.
+"""Encrypted layers: no plaintext on the wire or at rest; rotation; wrong keys dropped.
 
-These run on Redis (the networked backend whose storage a test can read back); the
+Redis and RabbitMQ, each on a server the test owns behind a recording proxy: what is
+stored is read back from the server itself (Redis keys; the messages waiting in the
+broker's queues) before anything is received. Rotation and wrong keys run on Redis; the
 codec-level rules are in tests/core/test_codec.py and tests/contract/test_encryption.py.
 """
 
@@ -9,21 +11,30 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 
+import aio_pika
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 
+from layers.rabbitmq import RabbitMQChannelLayer
 from layers.redis import RedisChannelLayer
 from tests.faults.proxy import TcpProxy
 from tests.helpers import msg, nothing, recv
+from tests.rabbit_procs import RabbitProcess
 from tests.redis_procs import RedisProcess
-
-SECRET = "4111-1111-1111-1111"
-SECRET_KEY_NAME = "card_number"
+from tests.security.plaintext import MESSAGE, NEEDLES, SECRET, SECRET_KEY_NAME, plaintext_in
 
 
 @pytest.fixture
 def sniffed(own_redis: RedisProcess) -> Iterator[TcpProxy]:
-    """A recording proxy in front of an owned server."""
+    """A recording proxy in front of an owned Redis server."""
     with TcpProxy(*own_redis.address, record=True) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def sniffed_rabbit(own_rabbit: RabbitProcess) -> Iterator[TcpProxy]:
+    """A recording proxy in front of the owned RabbitMQ node's AMQP port."""
+    with TcpProxy(*own_rabbit.address, record=True) as proxy:
         yield proxy
 
 
@@ -62,29 +73,28 @@ async def test_plaintext_is_absent_on_the_wire_and_at_rest(
 ) -> None:
     prefix = f"s{secrets.token_hex(4)}"
     layer = layer_at(sniffed.address, ["k1"], prefix)
+    # Another process sends: a layer's messages to its own channels never reach Redis.
+    sender = layer_at(sniffed.address, ["k1"], prefix)
     local = await layer.new_channel()
     await layer.group_add("team-a", local)
     await layer.group_add("team-a", "audit.log")
-    message = {"type": "payment", SECRET_KEY_NAME: SECRET, "raw": SECRET.encode()}
-    await layer.send("billing", message)
-    await layer.send(local, message)
-    await layer.group_send("team-a", message)
+    await sender.send("billing", MESSAGE)
+    await sender.send(local, MESSAGE)
+    await sender.group_send("team-a", MESSAGE)
     # Stored now (nothing received yet): read it back from the server itself.
     at_rest = stored_bytes(own_redis, prefix)
     assert at_rest, "nothing stored: the check below would prove nothing"
-    for needle in (SECRET.encode(), SECRET_KEY_NAME.encode()):
-        assert needle not in at_rest
-    assert await recv(layer, "billing") == message
-    assert await recv(layer, local) == message
-    assert await recv(layer, local) == message
-    assert await recv(layer, "audit.log") == message
+    assert plaintext_in(at_rest) == []
+    assert await recv(layer, "billing") == MESSAGE
+    assert await recv(layer, local) == MESSAGE
+    assert await recv(layer, local) == MESSAGE
+    assert await recv(layer, "audit.log") == MESSAGE
     wire = bytes(sniffed.recorded)
-    assert b"payment" not in wire, "the message type travelled in the clear"
-    for needle in (SECRET.encode(), SECRET_KEY_NAME.encode()):
-        assert needle not in wire
+    assert plaintext_in(wire) == []
     assert b"billing" in wire  # the proxy did see the traffic (channel names are keys)
     await layer.flush()
     await layer.close()
+    await sender.close()
 
 
 async def test_unencrypted_layer_does_show_the_plaintext(sniffed: TcpProxy) -> None:
@@ -94,6 +104,70 @@ async def test_unencrypted_layer_does_show_the_plaintext(sniffed: TcpProxy) -> N
     assert SECRET.encode() in bytes(sniffed.recorded)
     await layer.flush()
     await layer.close()
+
+
+async def queued_bodies(url: str, queues: list[str]) -> list[list[bytes]]:
+    """Per queue, each waiting message (body and headers), read unacked and put back."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        found: list[list[bytes]] = []
+        for name in queues:
+            queue = await channel.declare_queue(name, passive=True)
+            taken: list[AbstractIncomingMessage] = []
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                taken.append(message)
+            found.append([m.body + repr(m.headers).encode() for m in taken])
+            for message in taken:
+                await message.nack(requeue=True)
+    finally:
+        await connection.close()
+    return found
+
+
+def rabbit_at(
+    address: tuple[str, int], keys: list[str] | None, prefix: str
+) -> RabbitMQChannelLayer:
+    host, port = address
+    return RabbitMQChannelLayer(
+        url=f"amqp://guest:guest@{host}:{port}/", prefix=prefix, symmetric_encryption_keys=keys
+    )
+
+
+@pytest.mark.parametrize("keys", [["k1"], None], ids=["encrypted", "plain"])
+async def test_rabbitmq_queues_and_wire_hold_no_plaintext(
+    own_rabbit: RabbitProcess, sniffed_rabbit: TcpProxy, keys: list[str] | None
+) -> None:
+    """Encrypted, no queued body and no byte on the wire shows the secret; plain, all do."""
+    prefix = f"s{secrets.token_hex(4)}"
+    sender = rabbit_at(sniffed_rabbit.address, keys, prefix)
+    receiver = rabbit_at(sniffed_rabbit.address, keys, prefix)
+    local = await receiver.new_channel()
+    await receiver.group_add("team-a", local)
+    await receiver.group_add("team-a", "audit.log")
+    # With the receiver's inbox consumer stopped, its messages wait in the broker.
+    await receiver.inbox.stop()
+    await sender.send("billing", MESSAGE)
+    await sender.send(local, MESSAGE)  # another layer's process-local channel: its inbox
+    await sender.group_send("team-a", MESSAGE)  # to the inbox and to audit.log's queue
+    queues = [receiver.topology.channel_queue(c) for c in ("billing", "audit.log")]
+    queued = await queued_bodies(own_rabbit.url, [*queues, receiver.inbox.queue_name])
+    assert [len(bodies) for bodies in queued] == [1, 1, 2]
+    expected = [] if keys else list(NEEDLES)
+    for bodies in queued:
+        for body in bodies:
+            assert plaintext_in(body) == expected
+    # They were the real messages: the layer receives every one.
+    assert await recv(receiver, "billing") == MESSAGE
+    assert await recv(receiver, local) == MESSAGE
+    assert await recv(receiver, local) == MESSAGE
+    assert await recv(receiver, "audit.log") == MESSAGE
+    wire = bytes(sniffed_rabbit.recorded)
+    assert queues[0].encode() in wire  # the proxy did see the traffic
+    assert plaintext_in(wire) == expected
+    for layer in (sender, receiver):
+        await layer.flush()
+        await layer.close()
 
 
 async def test_key_rotation_across_processes(own_redis: RedisProcess) -> None:

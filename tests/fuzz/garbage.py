@@ -1,0 +1,32 @@
+"""What the decoding fuzz tests write straight into a transport: broken payloads."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from layers.base import ChannelLayer
+from layers.codec import Codec
+from tests.helpers import msg, recv
+
+__all__ = ["foreign", "tampered", "until"]
+
+
+def tampered(payload: bytes, data: st.DataObject) -> bytes:
+    """payload truncated, or with one byte flipped."""
+    if data.draw(st.booleans(), label="truncate"):
+        return payload[: data.draw(st.integers(0, max(len(payload) - 1, 0)), label="cut at")]
+    index = data.draw(st.integers(0, len(payload) - 1), label="flip at")
+    return payload[:index] + bytes([payload[index] ^ 0xFF]) + payload[index + 1 :]
+
+
+def foreign(seq: int = 0) -> bytes:
+    """A valid message encrypted under a key no test layer has."""
+    return Codec(symmetric_encryption_keys=["not the layer's key"]).encode(msg(seq))
+
+
+async def until(layer: ChannelLayer, channel: str, seq: int) -> int:
+    """Receive on channel until the message numbered seq; how many others came first."""
+    others = 0
+    while (await recv(layer, channel))["seq"] != seq:
+        others += 1
+    return others
