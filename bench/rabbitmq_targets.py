@@ -17,8 +17,8 @@ import subprocess
 from functools import partial
 from typing import Any
 
-from .model import CROSS_PROCESS, Layer
-from .targets import CAPACITY, EXPIRY, Target, module_version, optional
+from .model import Layer
+from .targets import CAPACITY, EXPIRY, RELAY_NOTE, Family, Target, relayed
 
 __all__ = ["amqp_url", "cleanup", "probe", "rabbitmq_targets"]
 
@@ -126,21 +126,10 @@ def _raw() -> Target:
         why = f"aio-pika is not installed: {exc}"
     else:
         runs = {"W1": partial(raw_amqp_p2p, url=amqp_url())}
-    return Target(
-        key="aio-pika",
-        label="raw aio-pika client",
-        family="rabbitmq",
-        role="ceiling",
-        factory=None,
-        unavailable=why,
-        version=module_version("aio_pika"),
-        runs=runs,
-        probe=probe,
-        cleanup=cleanup,
-        note=RAW_NOTE,
-    )
+    return FAMILY.ceiling("aio-pika", "raw aio-pika client", "aio_pika", runs, why, RAW_NOTE)
 
 
+FAMILY = Family("rabbitmq", probe, cleanup)
 OURS_GOALS = {
     ("channels-rabbitmq", "W1", "rate"): 1.0,
     ("channels-rabbitmq", "W2", "p50"): 1.0,
@@ -148,29 +137,10 @@ OURS_GOALS = {
 }
 
 
-def _target(
-    key: str, label: str, role: Any, module: str, attr: str, make: Any, **extra: Any
-) -> Target:
-    cls, why = optional(module, attr)
-    return Target(
-        key=key,
-        label=label,
-        family="rabbitmq",
-        role=role,
-        factory=partial(make, cls) if cls is not None else None,
-        capabilities=frozenset({CROSS_PROCESS}),
-        unavailable=why,
-        version=module_version(module.split(".")[0]),
-        probe=probe,
-        cleanup=cleanup,
-        **extra,
-    )
-
-
 def rabbitmq_targets() -> list[Target]:
     """ours-rabbitmq, channels_rabbitmq, and the raw aio-pika ceiling."""
     return [
-        _target(
+        FAMILY.layer(
             "ours-rabbitmq",
             "chanlayers RabbitMQChannelLayer",
             "ours",
@@ -180,7 +150,17 @@ def rabbitmq_targets() -> list[Target]:
             goals=OURS_GOALS,
             note=OURS_NOTE,
         ),
-        _target(
+        FAMILY.layer(
+            "ours-rabbitmq-relay",
+            "chanlayers RabbitMQChannelLayer, sending from a second layer",
+            "ours",
+            "layers.rabbitmq",
+            "RabbitMQChannelLayer",
+            relayed(_ours),
+            capabilities=frozenset(),
+            note=RELAY_NOTE,
+        ),
+        FAMILY.layer(
             "channels-rabbitmq",
             "channels_rabbitmq.core.RabbitmqChannelLayer",
             "peer",

@@ -11,8 +11,8 @@ import os
 from functools import partial
 from typing import Any
 
-from .model import CROSS_PROCESS, Layer, NamedFactory
-from .targets import CAPACITY, EXPIRY, Target, module_version, optional
+from .model import Layer
+from .targets import CAPACITY, EXPIRY, RELAY_NOTE, Family, Target, relayed
 
 __all__ = ["cleanup", "probe", "redis_targets", "redis_url"]
 
@@ -28,6 +28,12 @@ PUBSUB_NOTE = (
 RAW_NOTE = (
     "ceiling: redis-py alone, RPUSH pipelined in batches of 100 and LPOP key 100 (BLPOP"
     " when empty) on one list, the same payload msgpack-encoded; W1 and W4 only"
+)
+
+
+RAW_1RT_NOTE = (
+    "ceiling of a send() that hears back from Redis before it returns: redis-py alone,"
+    " each RPUSH awaited on its own, LPOP key 100 to receive; W1 and W4 only"
 )
 
 
@@ -68,32 +74,6 @@ def cleanup(prefix: str) -> int:
     return deleted
 
 
-def _target(
-    key: str,
-    label: str,
-    role: Any,
-    module: str,
-    attr: str,
-    make: Any,
-    **extra: Any,
-) -> Target:
-    cls, why = optional(module, attr)
-    factory: NamedFactory | None = partial(make, cls) if cls is not None else None
-    return Target(
-        key=key,
-        label=label,
-        family="redis",
-        role=role,
-        factory=factory,
-        capabilities=frozenset({CROSS_PROCESS}),
-        unavailable=why,
-        version=module_version(module.split(".")[0]),
-        probe=probe,
-        cleanup=cleanup,
-        **extra,
-    )
-
-
 def _ours(cls: Any, prefix: str) -> Layer:
     layer: Layer = cls(hosts=[redis_url()], prefix=prefix, capacity=CAPACITY, expiry=EXPIRY)
     return layer
@@ -116,29 +96,21 @@ def _pubsub(cls: Any, prefix: str) -> Layer:
     return result
 
 
-def _raw() -> Target:
+def _raw(key: str, label: str, batch: int, note: str) -> Target:
     url, runs, why = redis_url(), {}, ""
     try:
         from .raw import raw_cross_process, raw_p2p
     except ImportError as exc:
         why = f"redis-py or msgpack is not installed: {exc}"
     else:
-        runs = {"W1": partial(raw_p2p, url=url), "W4": partial(raw_cross_process, url=url)}
-    return Target(
-        key="redis-py",
-        label="raw redis-py client",
-        family="redis",
-        role="ceiling",
-        factory=None,
-        unavailable=why,
-        version=module_version("redis"),
-        runs=runs,
-        probe=probe,
-        cleanup=cleanup,
-        note=RAW_NOTE,
-    )
+        runs = {
+            "W1": partial(raw_p2p, url=url, batch=batch),
+            "W4": partial(raw_cross_process, url=url, batch=batch),
+        }
+    return FAMILY.ceiling(key, label, "redis", runs, why, note)
 
 
+FAMILY = Family("redis", probe, cleanup)
 OURS_GOALS = {
     ("cr-core", "W1", "rate"): 20.0,
     ("cr-core", "W2", "p50"): 0.3,
@@ -151,7 +123,7 @@ OURS_GOALS = {
 def redis_targets() -> list[Target]:
     """ours-redis, channels_redis core and pubsub, and the raw redis-py ceiling."""
     return [
-        _target(
+        FAMILY.layer(
             "ours-redis",
             "chanlayers RedisChannelLayer",
             "ours",
@@ -161,7 +133,17 @@ def redis_targets() -> list[Target]:
             goals=OURS_GOALS,
             note=f"hosts=[url], url={redis_url()}",
         ),
-        _target(
+        FAMILY.layer(
+            "ours-redis-relay",
+            "chanlayers RedisChannelLayer, sending from a second layer",
+            "ours",
+            "layers.redis",
+            "RedisChannelLayer",
+            relayed(_ours),
+            capabilities=frozenset(),
+            note=RELAY_NOTE,
+        ),
+        FAMILY.layer(
             "cr-core",
             "channels_redis.core.RedisChannelLayer",
             "peer",
@@ -170,7 +152,7 @@ def redis_targets() -> list[Target]:
             _core,
             note=CORE_NOTE,
         ),
-        _target(
+        FAMILY.layer(
             "cr-pubsub",
             "channels_redis.pubsub.RedisPubSubChannelLayer",
             "peer",
@@ -179,5 +161,6 @@ def redis_targets() -> list[Target]:
             _pubsub,
             note=PUBSUB_NOTE,
         ),
-        _raw(),
+        _raw("redis-py", "raw redis-py client", 100, RAW_NOTE),
+        _raw("redis-py-1rt", "raw redis-py, a round trip per message", 1, RAW_1RT_NOTE),
     ]

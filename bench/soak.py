@@ -141,12 +141,15 @@ async def _send(
     report.expect(stream, seq)
 
 
-async def soak(
-    name: str, factory: Callable[[], ChannelLayer], seconds: float, rate: float = 500.0
-) -> SoakReport:
-    """Run mixed traffic on one layer for seconds; account for every message."""
+async def soak(name: str, factory: Pair, seconds: float, rate: float = 500.0) -> SoakReport:
+    """Run mixed traffic for seconds, from one layer to another; account for every message.
+
+    The sender is a second layer on the receiver's prefix (another process, as far as the
+    server can tell): a layer's messages to its own channels would not cross the server.
+    """
+    layer, sender = factory()
+    # Read after the layers are made: importing a backend's client library is not growth.
     report = SoakReport(name, rss_start=rss_bytes())
-    layer = factory()
     locals_ = [await layer.new_channel() for _ in range(LOCALS)]
     members = [await layer.new_channel() for _ in range(MEMBERS)]
     laggard = await layer.new_channel()
@@ -161,11 +164,11 @@ async def soak(
     try:
         while time.monotonic() - started < seconds:
             tick += 1
-            await _send(layer, "soak.work", "w", tick, report)
-            await _send(layer, locals_[tick % LOCALS], "d", tick, report)
+            await _send(sender, "soak.work", "w", tick, report)
+            await _send(sender, locals_[tick % LOCALS], "d", tick, report)
             if tick % 5 == 0:
                 message = {"type": "soak.msg", "stream": "g", "seq": tick, "body": "y" * 100}
-                await layer.group_send("soak.room", message)
+                await sender.group_send("soak.room", message)
                 # One delivery per reading member; the laggard's copies are not counted
                 # as sent: they are held in its buffer or dropped by rule once it is full.
                 report.sent += MEMBERS
@@ -183,46 +186,57 @@ async def soak(
         for task in receivers:
             task.cancel()
         await asyncio.gather(*receivers, return_exceptions=True)
-        stats = layer.stats()
-        # The laggard's full buffer drops each group copy; expiry drops what nobody read.
-        # RabbitMQ also counts publishes the broker returned (no such queue).
-        report.dropped_by_rule = (
+        # The laggard's full buffer drops each group copy (counted by whichever side
+        # checks capacity); expiry drops what nobody read. RabbitMQ also counts
+        # publishes the broker returned (no such queue).
+        both = [layer] if sender is layer else [layer, sender]
+        report.dropped_by_rule = sum(
             stats["dropped_full"] + stats["dropped_expired"] + stats.get("dropped_unroutable", 0)
+            for stats in (one.stats() for one in both)
         )
         with contextlib.suppress(Exception):
             await layer.flush()
-        await layer.close()
+        for one in both:
+            await one.close()
     report.rss_end = rss_bytes()
     return report
 
 
-def _factories(redis_url: str, amqp_url: str) -> dict[str, Callable[[], ChannelLayer]]:
+Pair = Callable[[], tuple[ChannelLayer, ChannelLayer]]
+"""Makes (receiver, sender): two layers that share channels, or one layer twice."""
+
+
+def _factories(redis_url: str, amqp_url: str) -> dict[str, Pair]:
     # Imported when called: a backend whose extra is not installed fails only if chosen.
-    def inmemory() -> ChannelLayer:
+    def inmemory() -> tuple[ChannelLayer, ChannelLayer]:
         from layers.inmemory import InMemoryChannelLayer
 
-        return InMemoryChannelLayer(capacity=CAPACITY)
+        layer = InMemoryChannelLayer(capacity=CAPACITY)
+        return layer, layer
 
-    def ipc() -> ChannelLayer:
+    def ipc() -> tuple[ChannelLayer, ChannelLayer]:
         from layers.ipc import IPCChannelLayer
 
         # A region of its own, named after the prefix; flush() and close() remove it.
-        prefix = f"soak{secrets.token_hex(4)}"
-        return IPCChannelLayer(name=prefix, prefix=prefix, capacity=CAPACITY)
+        return _twice(lambda p: IPCChannelLayer(name=p, prefix=p, capacity=CAPACITY))
 
-    def redis() -> ChannelLayer:
+    def redis() -> tuple[ChannelLayer, ChannelLayer]:
         from layers.redis import RedisChannelLayer
 
-        prefix = f"soak{secrets.token_hex(4)}"
-        return RedisChannelLayer(hosts=[redis_url], prefix=prefix, capacity=CAPACITY)
+        return _twice(lambda p: RedisChannelLayer(hosts=[redis_url], prefix=p, capacity=CAPACITY))
 
-    def rabbitmq() -> ChannelLayer:
+    def rabbitmq() -> tuple[ChannelLayer, ChannelLayer]:
         from layers.rabbitmq import RabbitMQChannelLayer
 
-        prefix = f"soak{secrets.token_hex(4)}"
-        return RabbitMQChannelLayer(url=amqp_url, prefix=prefix, capacity=CAPACITY)
+        return _twice(lambda p: RabbitMQChannelLayer(url=amqp_url, prefix=p, capacity=CAPACITY))
 
     return {"inmemory": inmemory, "ipc": ipc, "redis": redis, "rabbitmq": rabbitmq}
+
+
+def _twice(make: Callable[[str], ChannelLayer]) -> tuple[ChannelLayer, ChannelLayer]:
+    """Two layers on one new prefix."""
+    prefix = f"soak{secrets.token_hex(4)}"
+    return make(prefix), make(prefix)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

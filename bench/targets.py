@@ -10,15 +10,30 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
-from .model import CustomRun, Layer, NamedFactory
+from .model import CROSS_PROCESS, CustomRun, Layer, NamedFactory
 
-__all__ = ["CAPACITY", "EXPIRY", "Target", "all_targets", "module_version"]
+__all__ = [
+    "CAPACITY",
+    "EXPIRY",
+    "RELAY_NOTE",
+    "Family",
+    "Relayed",
+    "Target",
+    "all_targets",
+    "module_version",
+    "relayed",
+]
 
 CAPACITY = 100_000
 """Per-channel capacity for every layer: far above any queue a workload builds."""
 EXPIRY = 60
+RELAY_NOTE = (
+    "our layer sends to its own new_channel() channels in-process; here a second layer on"
+    " the prefix sends, so W1-W3 cross the server as they do between processes"
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,94 @@ def optional(module: str, attr: str) -> tuple[Callable[..., Any] | None, str]:
         return getattr(importlib.import_module(module), attr), ""
     except Exception as exc:  # a broken peer must not stop the run
         return None, f"{module}.{attr} is not importable: {type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a family's targets share: its name, its server probe and its cleanup."""
+
+    name: str
+    probe: Callable[[], str]
+    cleanup: Callable[[str], int]
+
+    def layer(
+        self,
+        key: str,
+        label: str,
+        role: Literal["ours", "peer"],
+        module: str,
+        attr: str,
+        make: Callable[[Any, str], Layer],
+        **extra: Any,
+    ) -> Target:
+        """A layer target: make(cls, prefix) builds one, cls being module.attr."""
+        cls, why = optional(module, attr)
+        extra.setdefault("capabilities", frozenset({CROSS_PROCESS}))
+        return Target(
+            key=key,
+            label=label,
+            family=self.name,
+            role=role,
+            factory=partial(make, cls) if cls is not None else None,
+            unavailable=why,
+            version=module_version(module.split(".")[0]),
+            probe=self.probe,
+            cleanup=self.cleanup,
+            **extra,
+        )
+
+    def ceiling(
+        self,
+        key: str,
+        label: str,
+        module: str,
+        runs: Mapping[str, CustomRun],
+        why: str,
+        note: str,
+    ) -> Target:
+        """A raw client's ceiling: its own code per case, no ratio."""
+        return Target(
+            key=key,
+            label=label,
+            family=self.name,
+            role="ceiling",
+            factory=None,
+            unavailable=why,
+            version=module_version(module),
+            runs=runs,
+            probe=self.probe,
+            cleanup=self.cleanup,
+            note=note,
+        )
+
+
+class Relayed:
+    """Receives on one layer and sends from another on the same prefix (another process,
+    as far as the server can tell), so every message crosses the server.
+
+    Our networked layers deliver a layer's messages to its own new_channel() channels
+    in-process; this shows what W1-W3 cost when the sender is somewhere else.
+    """
+
+    def __init__(self, receiver: Layer, sender: Layer) -> None:
+        self.receiver, self.sender = receiver, sender
+        self.send, self.group_send = sender.send, sender.group_send
+        self.receive, self.new_channel = receiver.receive, receiver.new_channel
+        self.group_add = receiver.group_add
+
+    async def close(self) -> None:
+        """Close both layers."""
+        await self.sender.close()
+        await self.receiver.close()
+
+
+def relayed(make: Callable[[Any, str], Layer]) -> Callable[[Any, str], Layer]:
+    """make(cls, prefix) for Relayed layers: a pair that make() builds on one prefix."""
+
+    def factory(cls: Any, prefix: str) -> Layer:
+        return Relayed(make(cls, prefix), make(cls, prefix))
+
+    return factory
 
 
 def _inmemory(key: str, module: str, label: str, role: Literal["ours", "peer"]) -> Target:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
-from bench.soak import HEADER, _factories, soak
+from bench.soak import HEADER, Pair, _factories, soak
 from layers.base import ChannelLayer
 from layers.inmemory import InMemoryChannelLayer
 from layers.ipc import IPCChannelLayer
@@ -15,18 +16,22 @@ from layers.rabbitmq import RabbitMQChannelLayer
 from layers.redis import RedisChannelLayer
 
 
-def _small(backend: str, request: pytest.FixtureRequest) -> Callable[[], ChannelLayer]:
-    """A factory of backend's layer with a small capacity (20)."""
+def _small(backend: str, request: pytest.FixtureRequest) -> Pair:
+    """(receiver, sender) of backend, with a small capacity (20)."""
     prefix = f"soak{secrets.token_hex(4)}"
+    make: Callable[[], ChannelLayer]
     if backend == "redis":
         url = request.getfixturevalue("redis_url")
-        return lambda: RedisChannelLayer(hosts=[url], prefix=prefix, capacity=20)
-    if backend == "rabbitmq":
+        make = partial(RedisChannelLayer, hosts=[url], prefix=prefix, capacity=20)
+    elif backend == "rabbitmq":
         amqp = request.getfixturevalue("amqp_url")
-        return lambda: RabbitMQChannelLayer(url=amqp, prefix=prefix, capacity=20)
-    if backend == "ipc":
-        return lambda: IPCChannelLayer(name=prefix, prefix=prefix, capacity=20)
-    return lambda: InMemoryChannelLayer(capacity=20)
+        make = partial(RabbitMQChannelLayer, url=amqp, prefix=prefix, capacity=20)
+    elif backend == "ipc":
+        make = partial(IPCChannelLayer, name=prefix, prefix=prefix, capacity=20)
+    else:
+        layer = InMemoryChannelLayer(capacity=20)
+        return lambda: (layer, layer)
+    return lambda: (make(), make())
 
 
 @pytest.mark.parametrize("backend", ["inmemory", "ipc", "redis", "rabbitmq"])
