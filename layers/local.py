@@ -53,12 +53,15 @@ class _Waiter:
 
 
 class _Buffer:
-    __slots__ = ("inbox", "items", "waiters")
+    __slots__ = ("inbox", "items", "waiters", "woken")
 
     def __init__(self, channel: str) -> None:
         # (sequence number, deadline, payload); the sequence orders prefix receives.
         self.items: deque[tuple[int, float, bytes]] = deque()
         self.waiters: deque[_Waiter] = deque()
+        # Woken, but not yet back to take (a waiter of another loop): they still count
+        # as watching, or drain_unwatched would take the message meant for them.
+        self.woken: set[_Waiter] = set()
         self.inbox = non_local_name(channel) if "!" in channel else None
 
 
@@ -108,7 +111,7 @@ class LocalChannels:
                     names = self._inboxes[inbox] = set()
                 names.add(channel)
             if buf.waiters:
-                self._wake(buf.waiters)
+                self._wake(buf.waiters, buf.woken)
             elif inbox is not None and inbox in self._prefix_waiters:
                 self._wake(self._prefix_waiters[inbox])
             return True
@@ -122,8 +125,11 @@ class LocalChannels:
         make sure something is fetching from its transport for this channel.
         """
         prefix = channel.endswith("!")
+        woken: _Waiter | None = None
         while True:
             with self._lock:
+                if woken is not None and not prefix:
+                    self._back_from_wake(channel, woken)
                 if self._closed:
                     raise ChannelLayerClosed("the channel layer was closed")
                 payload = self._take_prefix(channel) if prefix else self._take(channel)
@@ -143,6 +149,7 @@ class LocalChannels:
                     self._drop_waiter(channel, prefix, waiter)
                 raise
             # Woken: _wake already removed us from the queue; go round and take.
+            woken = waiter
 
     def _waiters_for(self, channel: str, prefix: bool) -> deque[_Waiter]:
         if prefix:
@@ -165,11 +172,12 @@ class LocalChannels:
         buf = self._buffers.get(channel)
         if buf is None:
             return
+        buf.woken.discard(waiter)
         if waiter in buf.waiters:
             buf.waiters.remove(waiter)
         if buf.items:
             if buf.waiters:
-                self._wake(buf.waiters)
+                self._wake(buf.waiters, buf.woken)
             elif buf.inbox is not None:
                 self._rewake_prefix(buf.inbox)
         elif not buf.waiters:
@@ -230,8 +238,9 @@ class LocalChannels:
 
     # -- waking ----------------------------------------------------------------
 
-    def _wake(self, queue: deque[_Waiter]) -> None:
-        """Wake the first waiter of queue that can still take (lock held)."""
+    def _wake(self, queue: deque[_Waiter], woken: set[_Waiter] | None = None) -> None:
+        """Wake the first waiter of queue that can still take (lock held); a channel's
+        buffer passes its woken set, which holds the waiter until it is back."""
         me = threading.get_ident()
         while queue:
             waiter = queue.popleft()
@@ -239,12 +248,19 @@ class LocalChannels:
                 continue
             if waiter.thread == me:
                 waiter.future.set_result(None)
-                return
-            try:
-                waiter.loop.call_soon_threadsafe(self._wake_remote, waiter)
-                return
-            except RuntimeError:  # that loop is closed; its waiter is gone
-                continue
+            else:
+                try:
+                    waiter.loop.call_soon_threadsafe(self._wake_remote, waiter)
+                except RuntimeError:  # that loop is closed; its waiter is gone
+                    continue
+            if woken is not None:
+                woken.add(waiter)
+            return
+
+    def _back_from_wake(self, channel: str, waiter: _Waiter) -> None:
+        buf = self._buffers.get(channel)
+        if buf is not None:
+            buf.woken.discard(waiter)
 
     @staticmethod
     def _wake_remote(waiter: _Waiter) -> None:
@@ -312,6 +328,8 @@ class LocalChannels:
         with self._lock:
             buf = self._buffers.get(channel)
             if buf is None or buf.waiters or not buf.items:
+                return []
+            if any(not waiter.loop.is_closed() for waiter in buf.woken):
                 return []
             taken = [(deadline, payload) for _, deadline, payload in buf.items]
             buf.items.clear()
