@@ -16,6 +16,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from ..loops import PerLoop
 from .hosts import Shard
+from .multiplex import Multiplexed
+from .scripts import SOURCES
 
 __all__ = ["Clients", "Connections"]
 
@@ -31,6 +33,7 @@ class Clients:
         self._options = (command, blocking)
         self._made: list[dict[int, Client]] = [{}, {}]
         self._helpers: list[Client] = []
+        self._scripting: dict[int, Multiplexed | RedisCluster] = {}
 
     def _get(self, kind: int, shard: int) -> Client:
         client = self._made[kind].get(shard)
@@ -44,12 +47,25 @@ class Clients:
         """The client for ordinary commands on shard."""
         return self._get(0, shard)
 
+    def scripting(self, shard: int) -> Multiplexed | RedisCluster:
+        """What runs the layer's scripts on shard: one pipelined connection, or the cluster."""
+        runner = self._scripting.get(shard)
+        if runner is None:
+            client = self.command(shard)
+            runner = Multiplexed(client, SOURCES) if isinstance(client, Redis) else client
+            self._scripting[shard] = runner
+        return runner
+
     def blocking(self, shard: int) -> Client:
         """The client for blocking commands, whose socket timeout exceeds the block."""
         return self._get(1, shard)
 
     async def interrupt(self) -> None:
         """Drop every open connection (ending blocked reads) but keep the clients."""
+        for runner in self._scripting.values():
+            if isinstance(runner, Multiplexed):
+                with contextlib.suppress(Exception):
+                    await runner.aclose()
         for client in [c for kind in self._made for c in kind.values()]:
             with contextlib.suppress(Exception):
                 if isinstance(client, Redis):
@@ -63,6 +79,11 @@ class Clients:
         Each client is forgotten only once closed: if the loop stops halfway (a close
         scheduled from another thread), the loop's shutdown finalizer closes the rest.
         """
+        for shard, runner in list(self._scripting.items()):
+            if isinstance(runner, Multiplexed):
+                with contextlib.suppress(Exception):
+                    await runner.aclose()
+            self._scripting.pop(shard, None)
         for kind in self._made:
             for shard, client in list(kind.items()):
                 await _close_client(client)

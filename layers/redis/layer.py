@@ -214,7 +214,7 @@ class RedisChannelLayer(ChannelLayer):
             args.append(part)
         clients = await self.connections.here()
         with self._reaching(shard):
-            queued, expired = await scripts.SEND(clients.command(shard), keys, args)
+            queued, expired = await scripts.SEND(clients.scripting(shard), keys, args)
         if expired:
             self.counters.dropped_expired += expired
         if not queued:
@@ -255,7 +255,7 @@ class RedisChannelLayer(ChannelLayer):
         clients = await self.connections.here()
         with self._reaching(shard):
             await scripts.GROUP_ADD(
-                clients.command(shard), [self.keys.group(group)], [channel, self._group_expiry_ms]
+                clients.scripting(shard), [self.keys.group(group)], [channel, self._group_expiry_ms]
             )
 
     async def _group_discard(self, group: str, channel: str) -> None:
@@ -270,7 +270,7 @@ class RedisChannelLayer(ChannelLayer):
         clients = await self.connections.here()
         with self._reaching(shard):
             members: bytes = await scripts.MEMBERS(
-                clients.command(shard), [self.keys.group(group)], []
+                clients.scripting(shard), [self.keys.group(group)], []
             )
         return members
 
@@ -290,10 +290,12 @@ class RedisChannelLayer(ChannelLayer):
         head = [payload, self._expiry_ms]
         if len(calls) == 1:
             shard, keys, args = calls[0]
-            results = [await self._group_send_on(clients.command(shard), shard, keys, head + args)]
+            results = [
+                await self._group_send_on(clients.scripting(shard), shard, keys, head + args)
+            ]
         else:
             results = await asyncio.gather(
-                *(self._group_send_on(clients.command(s), s, k, head + a) for s, k, a in calls)
+                *(self._group_send_on(clients.scripting(s), s, k, head + a) for s, k, a in calls)
             )
         delivered += sum(r[0] for r in results)
         dropped += sum(r[1] for r in results)

@@ -227,7 +227,7 @@ async def _pop(
         if head is not None:
             args.append(head)
     task = asyncio.ensure_future(
-        scripts.POP(clients.command(shard), [keys[0], held.key, *keys[1:]], args)
+        scripts.POP(clients.scripting(shard), [keys[0], held.key, *keys[1:]], args, finish=True)
     )
     task.add_done_callback(partial(held.replied, number))
     if inbox is not None and (acks or head is not None):
@@ -312,7 +312,9 @@ async def flush_acks(layer: RedisChannelLayer, inbox: str) -> None:
             continue
         try:
             clients = await layer.connections.here()
-            await scripts.ACK(clients.command(shard), keys, [pack_counts(parts), layer.held_ttl_ms])
+            await scripts.ACK(
+                clients.scripting(shard), keys, [pack_counts(parts), layer.held_ttl_ms]
+            )
         except RedisError as exc:
             layer.acks.give_back(inbox, parts)
             _retry_or_stop(layer)
@@ -362,7 +364,8 @@ async def _requeue(layer: RedisChannelLayer, shard: int, key: str, channel: str)
     entries = [b"%013d" % int(wall + (deadline - now) * 1000) + p for deadline, p in leftovers]
     try:
         clients = await layer.connections.here()
-        await scripts.REQUEUE(clients.command(shard), [key], entries)
+        # finish: a loop shutting down cancels this (a fetcher's last act) mid-reply.
+        await scripts.REQUEUE(clients.scripting(shard), [key], entries, finish=True)
     except (RedisError, RuntimeError) as exc:
         layer.counters.requeue_failed += len(entries)
         log.error(
