@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from hypothesis import strategies as st
 
 from layers.base import ChannelLayer
 from layers.codec import Codec
 from tests.helpers import msg, recv
 
-__all__ = ["foreign", "tampered", "until"]
+__all__ = ["deliveries_go_on", "foreign", "tampered", "until"]
 
 
 def tampered(payload: bytes, data: st.DataObject) -> bytes:
@@ -30,3 +32,22 @@ async def until(layer: ChannelLayer, channel: str, seq: int) -> int:
     while (await recv(layer, channel))["seq"] != seq:
         others += 1
     return others
+
+
+async def deliveries_go_on(
+    layer: ChannelLayer, sender: ChannelLayer, local: str, other: str, member: str
+) -> int:
+    """After garbage: each kind of channel of layer still delivers (a process-local one
+    sent to by sender, another local one, "normal", group "g" with member); returns how
+    many garbage messages came through first (only unencrypted garbage can decode)."""
+    await sender.send(local, msg(1))
+    await layer.send(other, msg(2))
+    await layer.send("normal", msg(3))
+    await sender.group_send("g", msg(4))
+    async with asyncio.timeout(10):
+        survived = await until(layer, local, 1)
+        assert (await recv(layer, other))["seq"] == 2
+        survived += await until(layer, "normal", 3)
+        survived += await until(layer, "normal", 4)
+        survived += await until(layer, member, 4)
+    return survived

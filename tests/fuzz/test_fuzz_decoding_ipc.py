@@ -18,7 +18,6 @@ delivered as what it decoded to.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 
@@ -29,8 +28,8 @@ from hypothesis import strategies as st
 from layers.ipc import IPCChannelLayer
 from layers.ipc.files import default_directory
 from layers.naming import LOCAL_PARTS, non_local_name
-from tests.fuzz.garbage import foreign, tampered, until
-from tests.helpers import msg, recv
+from tests.fuzz.garbage import deliveries_go_on, foreign, tampered
+from tests.helpers import msg
 
 
 def foreign_header(record: bytes) -> bool:
@@ -81,16 +80,7 @@ async def test_garbage_in_ipc_records_is_dropped_and_counted(
         place(layer, inbox, [g.replace(b",", b"") for g in garbage], expired=True)
         place(layer, "normal", payloads)
 
-        await layer.send(local, msg(1))
-        await layer.send(other, msg(2))
-        await layer.send("normal", msg(3))
-        await layer.group_send("g", msg(4))
-        async with asyncio.timeout(10):
-            survived = await until(layer, local, 1)
-            assert (await recv(layer, other))["seq"] == 2
-            survived += await until(layer, "normal", 3)
-            assert (await recv(layer, "normal"))["seq"] == 4
-            assert (await recv(layer, member))["seq"] == 4
+        survived = await deliveries_go_on(layer, layer, local, other, member)
         assert not encrypted or survived == 0
         stats = layer.stats()
         broken = 2 * len(garbage) + len(headed) + len(payloads)

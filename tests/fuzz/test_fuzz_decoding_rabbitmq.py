@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from layers.rabbitmq import RabbitMQChannelLayer, wire
-from tests.fuzz.garbage import foreign, tampered, until
+from tests.fuzz.garbage import deliveries_go_on, foreign, tampered
 from tests.helpers import msg, recv
 
 Published = tuple[dict[str, Any], bytes]
@@ -127,16 +127,7 @@ async def test_garbage_in_rabbitmq_queues_is_dropped_and_counted(
         await publish(raw, "", layer.topology.channel_queue("normal"), headed, data)
         await publish(raw, layer.topology.groups, "g", to_group, data)
 
-        await peer.send(local, msg(1))
-        await layer.send(other, msg(2))
-        await layer.send("normal", msg(3))
-        await peer.group_send("g", msg(4))
-        async with asyncio.timeout(10):
-            survived = await until(layer, local, 1)
-            assert (await recv(layer, other))["seq"] == 2
-            survived += await until(layer, "normal", 3)
-            survived += await until(layer, "normal", 4)
-            survived += await until(layer, member, 4)
+        survived = await deliveries_go_on(layer, peer, local, other, member)
         assert not encrypted or survived == 0
         stats = layer.stats()
         # Each one counted once, where it was found: the group exchange copies a
