@@ -7,9 +7,9 @@ does TLS, AUTH and SELECT), then takes over its transport with a Protocol that w
 request at once and resolves replies in order. Concurrent callers share the connection,
 and their requests travel pipelined.
 
-A caller cancelled or timed out while waiting leaves its reply to be read and thrown away,
-so replies never go to the wrong caller. A timed-out call closes the connection all the
-same: a server that does not answer within socket_timeout is treated as gone.
+A caller cancelled while waiting leaves its reply to be read and thrown away, so replies
+never go to the wrong caller. A reply not back within socket_timeout closes the
+connection and fails every waiter on it: that server is treated as gone.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -105,8 +106,6 @@ class RespParser:
 
 def _error(message: str) -> RedisError:
     # redis-py's own mapping, so NOSCRIPT is a NoScriptError and so on.
-    from redis._parsers.base import BaseParser
-
     return BaseParser.parse_error(message)  # type: ignore[no-untyped-call,no-any-return]
 
 
