@@ -2,10 +2,10 @@
 
 redis-py checks a connection out of its pool for every command and reads the reply through
 stream coroutines: that costs more than the round trip itself on loopback. A Multiplexed
-takes one connection from the client's pool (so redis-py still resolves Sentinel masters,
-does TLS, AUTH and SELECT), then takes over its transport with a Protocol that writes each
-request at once and resolves replies in order. Concurrent callers share the connection,
-and their requests travel pipelined.
+has the client's pool make one connection (so redis-py still resolves Sentinel masters,
+does TLS, AUTH and SELECT) and keeps it out of the pool. It takes over its transport with
+a Protocol that writes each request at once and resolves replies in order. Concurrent
+callers share the connection, and their requests travel pipelined.
 
 A caller cancelled while waiting leaves its reply to be read and thrown away, so replies
 never go to the wrong caller. A reply not back within socket_timeout closes the
@@ -210,13 +210,14 @@ class Multiplexed:
             if self._open is not None and self._open[0].lost is None:
                 return self._open
             await self._drop()
-            pool = self.client.connection_pool
-            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            # Made by the pool but not taken from it: it does not count against the
+            # pool's max_connections, which the client's other commands still need.
+            conn = self.client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
             assert isinstance(conn, Connection)
+            await conn.connect()  # type: ignore[no-untyped-call]
             writer = conn._writer  # redis-py's connected stream
             if writer is None:
-                await pool.release(conn)
-                raise RedisConnectionError("the pool gave a connection that is not connected")
+                raise RedisConnectionError("redis-py connected without a stream")
             transport = writer.transport
             assert isinstance(transport, asyncio.Transport)
             protocol = _Protocol(transport, conn.socket_timeout)
@@ -236,7 +237,6 @@ class Multiplexed:
         opened, self._open = self._open, None
         if opened is not None:
             await opened[1].disconnect()
-            await self.client.connection_pool.release(opened[1])
 
     async def execute(self, *args: Any, finish: bool = False) -> Any:
         """Run one command; its reply, or its error raised.

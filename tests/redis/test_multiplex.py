@@ -116,15 +116,25 @@ async def test_a_reply_later_than_the_socket_timeout_raises_and_closes(redis_url
         await client.aclose()
 
 
-async def test_a_pool_disconnect_ends_waiters_without_hanging(
-    wire: Multiplexed, client: Redis
-) -> None:
+async def test_closing_ends_waiters_without_hanging(wire: Multiplexed) -> None:
     waiting = asyncio.ensure_future(wire.execute("BLPOP", f"mux:{secrets.token_hex(4)}", 10))
     await asyncio.sleep(0.1)
     async with asyncio.timeout(2):
-        await client.connection_pool.disconnect()
+        await wire.aclose()
         with pytest.raises(RedisConnectionError):
             await waiting
+
+
+async def test_it_does_not_use_up_a_small_pool(redis_url: str) -> None:
+    client = Redis.from_url(redis_url, max_connections=1)
+    wire = Multiplexed(client)
+    try:
+        assert await wire.execute("ECHO", "x") == b"x"
+        async with asyncio.timeout(2):
+            assert await client.ping()  # the pool's one connection is still free
+    finally:
+        await wire.aclose()
+        await client.aclose()
 
 
 async def test_finish_hands_a_consuming_reply_to_a_cancelled_caller(wire: Multiplexed) -> None:
