@@ -292,6 +292,13 @@ class NormalReceivers:
         try:
             await asyncio.shield(written)
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and not task.cancelling():
+                # Not this receiver's cancel: the consumer's own loop is shutting down
+                # (asyncio.run ending in another thread) and cancelled the write. Its
+                # stop() acks what is pending, and _took above makes a redelivery to
+                # this process a repeat: the message is this receiver's.
+                return True
             layer = self.layer
             layer.local.put(channel, payload, time.monotonic() + layer.expiry, UNBOUNDED)
             raise
