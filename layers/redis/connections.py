@@ -62,10 +62,7 @@ class Clients:
 
     async def interrupt(self) -> None:
         """Drop every open connection (ending blocked reads) but keep the clients."""
-        for runner in self._scripting.values():
-            if isinstance(runner, Multiplexed):
-                with contextlib.suppress(Exception):
-                    await runner.aclose()
+        await self._close_scripting()
         for client in [c for kind in self._made for c in kind.values()]:
             with contextlib.suppress(Exception):
                 if isinstance(client, Redis):
@@ -73,17 +70,21 @@ class Clients:
                 else:
                     await client.aclose()
 
+    async def _close_scripting(self) -> None:
+        # A closed Multiplexed reconnects on its next use, so interrupt() keeps them.
+        for runner in self._scripting.values():
+            if isinstance(runner, Multiplexed):
+                with contextlib.suppress(Exception):
+                    await runner.aclose()
+
     async def aclose(self) -> None:
         """Close every client of this loop.
 
         Each client is forgotten only once closed: if the loop stops halfway (a close
         scheduled from another thread), the loop's shutdown finalizer closes the rest.
         """
-        for shard, runner in list(self._scripting.items()):
-            if isinstance(runner, Multiplexed):
-                with contextlib.suppress(Exception):
-                    await runner.aclose()
-            self._scripting.pop(shard, None)
+        await self._close_scripting()
+        self._scripting.clear()
         for kind in self._made:
             for shard, client in list(kind.items()):
                 await _close_client(client)
