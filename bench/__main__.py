@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .catalogue import all_targets
 from .chart import write_chart
 from .memory import measure_memory, render_memory
 from .model import Case
 from .report import compute_ratios, render_table, to_json, write_json
 from .runner import Plan, run_plan
-from .targets import Target, all_targets
+from .targets import Target
 from .workloads import WORKLOADS, Workload
 
 MEMORY = "RSS"
@@ -114,8 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # One untimed pass at quick sizes first: the first runs in a process are slower
     # (allocator growth, cold caches, script loading), and that must not land in the first
     # repetition. Cross-process workloads start fresh processes each run: nothing to warm.
-    warm = [(w, c) for w in workloads if not w.requires for c in w.cases(True)]
-    run_plan(Plan(warm, targets, 1, args.stall, args.limit), lambda text: None)
+    # A quick run is a smoke run whose figures nobody compares: it would only run twice.
+    if not args.quick:
+        warm = [(w, c) for w in workloads if not w.requires for c in w.cases(True)]
+        run_plan(Plan(warm, targets, 1, args.stall, args.limit), lambda text: None)
     plan = Plan(cases, targets, repetitions, args.stall, args.limit)
     cells = run_plan(plan, log) if cases else []
     memory = []

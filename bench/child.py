@@ -21,9 +21,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .harness import HELLO, STOP, Progress, SeqChecker, leftovers
+from .catalogue import all_targets
+from .harness import HELLO, STOP, Progress, SeqChecker, StridedChecker, leftovers
 from .model import Layer, WorkloadFailed
-from .targets import all_targets
 
 __all__ = ["emit", "main"]
 
@@ -56,7 +56,13 @@ async def _receive(spec: Spec, progress: Progress) -> dict[str, Any]:
     layer, channel, n = _layer(spec), spec["channel"], spec["n"]
     try:
         await _hello(layer, channel)
-        receive, check = layer.receive, SeqChecker("receiver process").check
+        senders = spec.get("senders", 1)
+        checker = (
+            StridedChecker("receiver process", senders)
+            if senders > 1
+            else SeqChecker("receiver process")
+        )
+        receive, check = layer.receive, checker.check
         while progress.count < n:
             message = await receive(channel)
             if message.get("type") != _HELLO:  # the parent may have sent more than one

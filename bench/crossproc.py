@@ -22,7 +22,7 @@ from typing import Any
 from .harness import HELLO, STOP, Progress, payload, run_all, stop_tasks
 from .model import Measurement, RunContext, WorkloadFailed
 
-__all__ = ["Child", "cross_process", "many_processes", "start_children"]
+__all__ = ["Child", "cross_process", "many_processes", "send_batches", "start_children"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 _READY_SECONDS = 30.0
@@ -169,13 +169,48 @@ def _check_shares(n: int, shares: list[list[int]]) -> None:
         raise WorkloadFailed(f"lost: {lost:,} of {n:,} messages reached no receiver")
 
 
-async def cross_process(ctx: RunContext, n: int, receivers: int) -> Measurement:
-    """W4: send n on a named normal channel to `receivers` processes; messages/s."""
+async def send_batches(
+    layer: Any, channel: str, messages: list[dict[str, Any]], batch: int
+) -> None:
+    """send_many in batches where the layer has it; one send after another elsewhere."""
+    send_many = getattr(layer, "send_many", None)
+    if send_many is None:
+        for message in messages:
+            await layer.send(channel, message)
+        return
+    for first in range(0, len(messages), batch):
+        chunk = messages[first : first + batch]
+        results = await send_many([(channel, message) for message in chunk])
+        failed = [r for r in results if r is not None]
+        if failed:
+            raise WorkloadFailed(f"send_many refused {len(failed)} message(s): {failed[0]!r}")
+
+
+async def _send_concurrently(
+    layer: Any, channel: str, messages: list[dict[str, Any]], senders: int
+) -> None:
+    """`senders` tasks, task i sending messages i, i + senders, ... one after another."""
+
+    async def one(start: int) -> None:
+        for message in messages[start::senders]:
+            await layer.send(channel, message)
+
+    await asyncio.gather(*(one(i) for i in range(senders)))
+
+
+async def cross_process(
+    ctx: RunContext, n: int, receivers: int, batch: int = 1, senders: int = 1
+) -> Measurement:
+    """W4: send n on a named normal channel to `receivers` processes; messages/s.
+
+    batch > 1: the sender uses send_many (where the layer has it) in batches of that
+    size; senders > 1: that many concurrent sending tasks (each one's order is checked).
+    """
     channel = f"bench.w4.{secrets.token_hex(6)}"
     progress = Progress(n)
     role = "receive" if receivers == 1 else "compete"
     spec: dict[str, Any] = {"role": role, "target": ctx.target, "prefix": ctx.prefix}
-    spec |= {"channel": channel, "n": n, "limit": ctx.limit_seconds}
+    spec |= {"channel": channel, "n": n, "limit": ctx.limit_seconds, "senders": senders}
     layer = ctx.factory()
     children = [Child(f"receiver process {i + 1}", spec, progress) for i in range(receivers)]
     try:
@@ -184,8 +219,13 @@ async def cross_process(ctx: RunContext, n: int, receivers: int) -> Measurement:
 
         async def sender() -> None:
             send = layer.send
-            for message in messages:
-                await send(channel, message)
+            if batch > 1:
+                await send_batches(layer, channel, messages, batch)
+            elif senders > 1:
+                await _send_concurrently(layer, channel, messages, senders)
+            else:
+                for message in messages:
+                    await send(channel, message)
             while role == "compete" and not all(c.result.done() for c in children):
                 await send(channel, STOP)  # until each receiver has had one
                 await asyncio.wait([c.result for c in children], timeout=0.05)

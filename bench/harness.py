@@ -15,6 +15,7 @@ __all__ = [
     "STOP",
     "Progress",
     "SeqChecker",
+    "StridedChecker",
     "leftovers",
     "payload",
     "run_all",
@@ -73,6 +74,31 @@ class SeqChecker:
         raise WorkloadFailed(
             f"{self.where}: lost or reordered: expected seq {self.next}, got seq {seq}"
         )
+
+
+class StridedChecker:
+    """Checks `senders` concurrent senders, sender i sending seq i, i + senders, ...:
+    each sender's messages arrive exactly once each, in its order."""
+
+    __slots__ = ("next", "senders", "where")
+
+    def __init__(self, where: str, senders: int) -> None:
+        self.where = where
+        self.senders = senders
+        self.next = list(range(senders))
+
+    def check(self, message: dict[str, Any]) -> None:
+        """Accept the next message of its sender or raise WorkloadFailed naming the fault."""
+        seq = message.get("seq")
+        if not isinstance(seq, int) or seq < 0 or message.get("body") != BODY:
+            raise WorkloadFailed(f"{self.where}: corrupted message {message!r:.80}")
+        sender = seq % self.senders
+        if seq != self.next[sender]:
+            raise WorkloadFailed(
+                f"{self.where}: sender {sender}: lost, duplicate or reordered: expected seq "
+                f"{self.next[sender]}, got seq {seq}"
+            )
+        self.next[sender] += self.senders
 
 
 async def _watchdog(progress: Progress, ctx: RunContext) -> None:

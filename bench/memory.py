@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .targets import Target, all_targets
+from .catalogue import all_targets
+from .targets import Target
 
 __all__ = ["MemoryResult", "measure_memory", "render_memory"]
 

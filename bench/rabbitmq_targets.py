@@ -68,16 +68,30 @@ def probe() -> str:
 def _names_under(prefix: str) -> tuple[list[str], list[str]]:
     """(queues, exchanges) whose names start with prefix: from rabbitmqctl where it is
     installed, else the names the workloads are known to use."""
+    from layers.rabbitmq.topology import SEP, Topology
+
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
-        queues = [f"{prefix}.m.{g}" for g in GROUPS]
-        return queues, [f"{prefix}.g", f"{prefix}.dl", f"{prefix}.groups"]
-    found: list[list[str]] = []
-    for what in ("list_queues", "list_exchanges"):
-        out = subprocess.run(
-            [ctl, "-q", what, "name"], capture_output=True, text=True, timeout=30, check=False
-        ).stdout
-        found.append([n for n in out.split() if n.startswith(prefix + ".")])
+        ours = Topology(prefix, EXPIRY, EXPIRY)
+        queues = [ours.registry_queue(g) for g in GROUPS]
+        return queues, [ours.groups, ours.dead_letters, f"{prefix}.groups"]
+    # Both at once: each rabbitmqctl starts an Erlang VM (about a second), and every
+    # run of every RabbitMQ target cleans up after itself.
+    listings = [
+        subprocess.Popen(
+            [ctl, "-q", what, "name"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        for what in ("list_queues", "list_exchanges")
+    ]
+    try:
+        outs = [listing.communicate(timeout=30)[0] for listing in listings]
+    finally:
+        for listing in listings:
+            if listing.poll() is None:
+                listing.kill()
+                listing.wait()
+    # Ours join with SEP, channels_rabbitmq's with '.'.
+    found = [[n for n in out.split() if n.startswith((prefix + SEP, prefix + "."))] for out in outs]
     return found[0], found[1]
 
 

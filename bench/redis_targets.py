@@ -116,8 +116,10 @@ OURS_GOALS = {
     ("cr-core", "W2", "p50"): 0.3,
     ("cr-core", "W3 G=1000", "rate"): 10.0,
     ("cr-pubsub", "W3 G=1000", "rate"): 1.0,
-    ("cr-core", "W4", "rate"): 10.0,
+    ("cr-core", "W4", "rate"): 3.0,
+    ("cr-core", "W4 send_many", "rate"): 20.0,
 }
+RELAY_GOALS = {("cr-core", "W1", "rate"): 10.0}
 
 
 def redis_targets() -> list[Target]:
@@ -141,6 +143,7 @@ def redis_targets() -> list[Target]:
             "RedisChannelLayer",
             relayed(_ours),
             capabilities=frozenset(),
+            goals=RELAY_GOALS,
             note=RELAY_NOTE,
         ),
         FAMILY.layer(

@@ -1,8 +1,9 @@
 """The layers under test: ours and the peers, each a factory, a label and its capabilities.
 
-A target joins with one entry in ``all_targets()``. Targets of one ``family`` are compared:
-the table has a ratio column ours / peer for every (ours, peer) pair of a family. A
-``ceiling`` (a raw client doing the same transfer) is shown beside them, without a ratio.
+A target joins with one entry in ``bench.catalogue.all_targets()``. Targets of one
+``family`` are compared: the table has a ratio column ours / peer for every (ours, peer)
+pair of a family. A ``ceiling`` (a raw client doing the same transfer) is shown beside
+them, without a ratio.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ __all__ = [
     "Family",
     "Relayed",
     "Target",
-    "all_targets",
     "module_version",
     "relayed",
 ]
@@ -156,6 +156,8 @@ class Relayed:
         self.send, self.group_send = sender.send, sender.group_send
         self.receive, self.new_channel = receiver.receive, receiver.new_channel
         self.group_add = receiver.group_add
+        if hasattr(sender, "send_many"):
+            self.send_many = sender.send_many
 
     async def close(self) -> None:
         """Close both layers."""
@@ -170,39 +172,3 @@ def relayed(make: Callable[[Any, str], Layer]) -> Callable[[Any, str], Layer]:
         return Relayed(make(cls, prefix), make(cls, prefix))
 
     return factory
-
-
-def _inmemory(key: str, module: str, label: str, role: Literal["ours", "peer"]) -> Target:
-    cls, why = optional(module, "InMemoryChannelLayer")
-
-    def factory(prefix: str) -> Layer:
-        assert cls is not None
-        layer: Layer = cls(capacity=CAPACITY, expiry=EXPIRY)
-        return layer
-
-    goals = {("channels", "W1", "rate"): 1.5, ("channels", "W3 G=1000", "rate"): 50.0}
-    return Target(
-        key=key,
-        label=label,
-        family="inmemory",
-        role=role,
-        factory=factory if cls is not None else None,
-        unavailable=why,
-        version=module_version(module.split(".")[0]),
-        goals=goals if role == "ours" else {},
-    )
-
-
-def all_targets() -> list[Target]:
-    """Every known target, ours first per family; unavailable ones are kept, with the reason."""
-    from .ipc_targets import ipc_targets
-    from .rabbitmq_targets import rabbitmq_targets
-    from .redis_targets import redis_targets
-
-    return [
-        _inmemory("ours", "layers.inmemory", "chanlayers InMemoryChannelLayer", "ours"),
-        _inmemory("channels", "channels.layers", "channels InMemoryChannelLayer", "peer"),
-        *ipc_targets(),
-        *redis_targets(),
-        *rabbitmq_targets(),
-    ]

@@ -8,13 +8,17 @@ W1 and W3 run with two senders, as two cases:
   channels figures (W1 ~120k msg/s, W3 G=1000 ~5.3k deliveries/s); goals apply to it.
   An in-memory send never suspends, so receivers mostly drain a backlog; a networked
   layer's send suspends, so there the two tasks interleave by themselves.
+- "W1 send_many": the sender sends batches of 100 with send_many (one by one where a
+  layer has none).
 - "... yield": the sender also yields to the event loop after every send, as a producer
   between real events would. Receivers then wait for (nearly) every message, which
   measures the cost of waking a waiting receiver.
 
 W4 and W5 (bench.crossproc) receive in other OS processes. W4 also runs as "W4 2 rx":
 two receiver processes compete for one named normal channel, and together they must get
-every message exactly once (a layer that broadcasts a normal channel FAILs it).
+every message exactly once (a layer that broadcasts a normal channel FAILs it); as
+"W4 send_many", sending with send_many in batches of 100 (a layer without send_many sends
+one by one); and as "W4 64 senders", 64 tasks sending at once, each in its own order.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from functools import partial
 from time import perf_counter, perf_counter_ns
 from typing import Any
 
-from .crossproc import cross_process, many_processes
+from .crossproc import cross_process, many_processes, send_batches
 from .harness import Progress, SeqChecker, leftovers, payload, run_all
 from .model import (
     CROSS_PROCESS,
@@ -83,8 +87,11 @@ async def _send_all(
 # -- W1 ----------------------------------------------------------------------------------
 
 
-async def p2p_throughput(ctx: RunContext, n: int, yields: bool) -> Measurement:
-    """W1: one sender and one concurrent receiver on one new_channel(); messages/s."""
+async def p2p_throughput(ctx: RunContext, n: int, yields: bool, batch: int = 1) -> Measurement:
+    """W1: one sender and one concurrent receiver on one new_channel(); messages/s.
+
+    batch > 1: the sender uses send_many (where the layer has it) in batches of that size.
+    """
     layer = ctx.factory()
     try:
         channel = await layer.new_channel()
@@ -95,7 +102,11 @@ async def p2p_throughput(ctx: RunContext, n: int, yields: bool) -> Measurement:
         rx = asyncio.ensure_future(_receive_n(layer, channel, n, checker, progress))
         await asyncio.sleep(0)  # the receiver waits before the first send
         start = perf_counter()
-        await run_all([rx, _send_all(layer.send, channel, messages, yields)], progress, ctx)
+        if batch > 1:
+            sender = send_batches(layer, channel, messages, batch)
+        else:
+            sender = _send_all(layer.send, channel, messages, yields)
+        await run_all([rx, sender], progress, ctx)
         elapsed = perf_counter() - start
         if await leftovers(layer, [channel]):
             raise WorkloadFailed("duplicate: a message was left over after all N arrived")
@@ -204,10 +215,14 @@ _MODES = (("", False), (" yield", True))
 
 def _w1(quick: bool) -> list[Case]:
     n = 1_000 if quick else 10_000
-    return [
+    cases = [
         Case(f"W1{tag}", "W1", {"n": n, "sender_yields": y}, partial(p2p_throughput, n=n, yields=y))
         for tag, y in _MODES
     ]
+    # Batches of 100 with send_many (a layer without it sends one by one, as in "W1").
+    run = partial(p2p_throughput, n=n, yields=False, batch=100)
+    cases.append(Case("W1 send_many", "W1", {"n": n, "batch": 100}, run))
+    return cases
 
 
 def _w2(quick: bool) -> list[Case]:
@@ -231,9 +246,19 @@ def _w3(quick: bool) -> list[Case]:
 
 def _w4(quick: bool) -> list[Case]:
     n = 1_000 if quick else 10_000
+    # (tag, receivers, send_many batch, concurrent senders): " send_many" sends batches
+    # of 100 (a layer without send_many sends one by one); " 64 senders" has 64 tasks
+    # of one process sending at once, as the requests of a busy server do.
+    variants = [("", 1, 1, 1), (" 2 rx", 2, 1, 1), (" send_many", 1, 100, 1)]
+    variants.append((" 64 senders", 1, 1, 64))
     return [
-        Case(f"W4{tag}", "W4", {"n": n, "receivers": r}, partial(cross_process, n=n, receivers=r))
-        for tag, r in (("", 1), (" 2 rx", 2))
+        Case(
+            f"W4{tag}",
+            "W4",
+            {"n": n, "receivers": r, "batch": b, "senders": s},
+            partial(cross_process, n=n, receivers=r, batch=b, senders=s),
+        )
+        for tag, r, b, s in variants
     ]
 
 

@@ -4,14 +4,16 @@ The generic consumers (AsyncConsumer, SyncConsumer: a message of type 'a.b' goes
 method a_b, from the client and from the consumer's own layer channel at once), the
 WebSocket consumers (AsyncWebsocketConsumer, WebsocketConsumer and their JSON
 variants), AsyncHttpConsumer (responses, streaming, long-poll), the routers
-(ProtocolTypeRouter, URLRouter with route(), ChannelNameRouter), the worker
+(ProtocolTypeRouter, URLRouter with route(), ChannelNameRouter), the Origin checks
+(OriginValidator, AllowedHostsOriginValidator), the worker
 (consumers.worker, `chanlayers worker`) and the communicators (consumers.testing).
 """
 
 from .base import AsyncConsumer, SyncConsumer
-from .exceptions import AcceptConnection, DenyConnection, StopConsumer
+from .exceptions import AcceptConnection, DenyConnection, RouteNotFound, StopConsumer
 from .http import AsyncHttpConsumer
 from .routing import ChannelNameRouter, ProtocolTypeRouter, Route, URLRouter, route
+from .security import AllowedHostsOriginValidator, OriginValidator
 from .websocket import (
     AsyncJsonWebsocketConsumer,
     AsyncWebsocketConsumer,
@@ -21,6 +23,7 @@ from .websocket import (
 
 __all__ = [
     "AcceptConnection",
+    "AllowedHostsOriginValidator",
     "AsyncConsumer",
     "AsyncHttpConsumer",
     "AsyncJsonWebsocketConsumer",
@@ -28,8 +31,10 @@ __all__ = [
     "ChannelNameRouter",
     "DenyConnection",
     "JsonWebsocketConsumer",
+    "OriginValidator",
     "ProtocolTypeRouter",
     "Route",
+    "RouteNotFound",
     "StopConsumer",
     "SyncConsumer",
     "URLRouter",

@@ -29,7 +29,11 @@ def handler_name(message: object) -> str:
         raise ValueError(f"a message needs a non-empty str 'type', got {type_!r}")
     # A type reaching private or dunder attributes would let a peer call internals.
     if type_.startswith(("_", ".")) or "__" in type_:
-        raise ValueError(f"refusing message type {type_!r}: it names a private attribute")
+        # channels' wording first: code and tests ported from channels match on it.
+        raise ValueError(
+            f"Malformed type in message (leading underscore): {type_!r} names a private "
+            "attribute, which no message may call"
+        )
     return type_.replace(".", "_")
 
 

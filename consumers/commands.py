@@ -8,17 +8,24 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Callable
 from typing import Any
 
 from layers import get_channel_layer, layer_from_url
-from layers.cli_commands import UsageError, use_settings
+from layers.cli_commands import UsageError, require_layer, use_settings
+from layers.cli_plugins import AddLayerOptions, Command
 from layers.config import reset_channel_layers
 from layers.demo import run_demo
 
 from .asgi import ASGIApp
 
-__all__ = ["add_demo_parser", "add_worker_parser", "run_demo_command", "run_worker_command"]
+__all__ = [
+    "DEMO",
+    "WORKER",
+    "add_demo_parser",
+    "add_worker_parser",
+    "run_demo_command",
+    "run_worker_command",
+]
 
 CONSOLE_LAYER = 'memory://?channel_capacity={"thumbnails":2}'
 
@@ -67,8 +74,13 @@ def _workers(text: str) -> int:
     return value
 
 
-def add_demo_parser(commands: argparse._SubParsersAction[Any]) -> None:
-    """The demo subcommand: the chat server, or --console for the printed demo."""
+def add_demo_parser(
+    commands: argparse._SubParsersAction[Any], add_layer_options: AddLayerOptions | None = None
+) -> None:
+    """The demo subcommand: the chat server, or --console for the printed demo.
+
+    It takes --layer only (a URL), so add_layer_options is not used.
+    """
     demo = commands.add_parser(
         "demo",
         help="run the chat demo (a WebSocket chat server)",
@@ -100,7 +112,7 @@ def add_demo_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 def add_worker_parser(
     commands: argparse._SubParsersAction[Any],
-    add_layer_options: Callable[[argparse.ArgumentParser], None],
+    add_layer_options: AddLayerOptions,
 ) -> None:
     """The worker subcommand."""
     worker = commands.add_parser(
@@ -140,6 +152,7 @@ def run_worker_command(args: argparse.Namespace) -> None:
     """Run `chanlayers worker` until SIGINT/SIGTERM."""
     from .worker import check_channels, load_application
 
+    require_layer(args)
     if args.layer is not None:
         if "://" not in args.layer:
             raise UsageError(f"--layer takes a URL such as redis://host:6379, got {args.layer!r}")
@@ -177,3 +190,9 @@ async def _work(application: ASGIApp, channels: list[str], alias: str) -> None:
 def say(line: str) -> None:
     """One status line of the worker, on stderr (stdout is the jobs' own)."""
     print(f"chanlayers worker: {line}", file=sys.stderr, flush=True)
+
+
+DEMO = Command("demo", add_demo_parser, run_demo_command)
+"""`chanlayers demo` (the entry point of that name in group chanlayers.commands)."""
+WORKER = Command("worker", add_worker_parser, run_worker_command)
+"""`chanlayers worker` (the entry point of that name in group chanlayers.commands)."""

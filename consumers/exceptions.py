@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AcceptConnection", "DenyConnection", "StopConsumer"]
+__all__ = ["AcceptConnection", "DenyConnection", "RouteNotFound", "StopConsumer"]
 
 
 # Not ...Error: channels' names, kept so code ported from channels reads the same.
@@ -16,3 +16,7 @@ class DenyConnection(Exception):
 
 class AcceptConnection(Exception):
     """Raised in a WebSocket consumer's connect() to accept the connection."""
+
+
+class RouteNotFound(ValueError):
+    """No route of a URLRouter matched the path (a ValueError, as channels raises)."""

@@ -40,7 +40,11 @@ def _scope(kind: str, path: str, headers: Headers | None) -> dict[str, Any]:
 
 def _expect(message: Message, kind: str) -> Message:
     if message.get("type") != kind:
-        raise AssertionError(f"expected a {kind!r} message, the application sent {message!r}")
+        # channels' wording, which tests match; then what arrived, whole.
+        raise AssertionError(
+            f"Expected type {kind!r}, but was {message.get('type')!r}"
+            + ("" if set(message) <= {"type"} else f" (the application sent {message!r})")
+        )
     return message
 
 
@@ -71,9 +75,12 @@ class WebsocketCommunicator(_Communicator):
         path: str,
         headers: Headers | None = None,
         subprotocols: Iterable[str] | None = None,
+        spec_version: str | None = None,
     ) -> None:
         scope = _scope("websocket", path, headers)
         scope["subprotocols"] = list(subprotocols or ())
+        if spec_version:
+            scope["spec_version"] = spec_version
         super().__init__(application, scope)
         self.response_headers: list[tuple[bytes, bytes]] | None = None
 

@@ -30,14 +30,18 @@ __all__ = [
 log = logging.getLogger("consumers")
 
 # RFC 6455 close codes the consumers send on their own.
-UNSUPPORTED_DATA = 1003
 INVALID_PAYLOAD = 1007
 
 
 def _accept(subprotocol: str | None, headers: Iterable[tuple[bytes, bytes]] | None) -> Message:
     message: Message = {"type": "websocket.accept", "subprotocol": subprotocol}
     if headers is not None:
-        message["headers"] = [(bytes(name), bytes(value)) for name, value in headers]
+        # Passed on as given (channels does too: tests compare them as they wrote them).
+        items = list(headers)
+        for item in items:
+            if len(item) != 2 or not all(isinstance(part, bytes) for part in item):
+                raise TypeError(f"accept() headers are (name, value) pairs of bytes, got {item!r}")
+        message["headers"] = items
     return message
 
 
@@ -119,12 +123,18 @@ class _WebsocketBase(_Consumer):
 
 
 class _JsonBase(_WebsocketBase):
-    """Decode text frames as JSON on the loop; bad frames close the socket, never raise."""
+    """Decode text frames as JSON on the loop; bad JSON closes the socket (1007).
+
+    A binary frame raises ValueError, as in channels: a client speaking another protocol
+    is a bug of the deployment, not bad input to tolerate.
+    """
 
     async def _frame(self, text_data: str | None, bytes_data: bytes | None) -> None:
         if text_data is None:
-            await self._refuse(UNSUPPORTED_DATA, "a JSON consumer got a binary frame")
-            return
+            raise ValueError(
+                f"{type(self).__name__} got a binary WebSocket frame ({len(bytes_data or b'')}"
+                " bytes): no text section to decode as JSON"
+            )
         try:
             content = self.decode_json(text_data)
         except (ValueError, RecursionError) as error:

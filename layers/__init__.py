@@ -14,7 +14,10 @@ from .exceptions import (
     MessageTooLarge,
     UndecodableMessage,
 )
+from .redact import mask_log_lines
 from .sync import SyncChannelLayer
+
+mask_log_lines()  # no password reaches a log line, whatever the line quotes
 
 __version__ = "0.1.0"
 

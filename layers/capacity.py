@@ -6,17 +6,13 @@ import fnmatch
 import re
 from collections.abc import Mapping
 
-from .exceptions import ConfigError
+from .exceptions import ChannelFull, ConfigError
+from .options import positive_int
 
-__all__ = ["CapacityRules"]
+__all__ = ["CapacityRules", "Rules", "channel_full", "parse_channel_capacity"]
 
 Pattern = str | re.Pattern[str]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
-    return value
+Rules = list[tuple[re.Pattern[str], int]]
 
 
 def _compile(pattern: object) -> re.Pattern[str]:
@@ -35,22 +31,37 @@ def _compile(pattern: object) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern))
 
 
+def parse_channel_capacity(name: str, value: object) -> Rules:
+    """The channel_capacity option: a mapping of glob or regex to capacity, as rules."""
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{name} must be a mapping of glob or regex to capacity, got {type(value).__name__}"
+        )
+    return [
+        (_compile(pattern), positive_int(f"{name}[{pattern!r}]", capacity))
+        for pattern, capacity in value.items()
+    ]
+
+
+def channel_full(channel: str, capacity: int) -> ChannelFull:
+    """The error of a send to a channel at its capacity."""
+    return ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
+
+
 class CapacityRules:
     """Maps a channel name to its capacity."""
 
-    def __init__(self, capacity: int, channel_capacity: Mapping[Pattern, int] | None) -> None:
-        self.default = _positive_int("capacity", capacity)
-        if channel_capacity is None:
-            channel_capacity = {}
-        if not isinstance(channel_capacity, Mapping):
-            raise ConfigError(
-                "channel_capacity must be a mapping of glob or regex to capacity, "
-                f"got {type(channel_capacity).__name__}"
-            )
-        self.rules = [
-            (_compile(pattern), _positive_int(f"channel_capacity[{pattern!r}]", value))
-            for pattern, value in channel_capacity.items()
-        ]
+    def __init__(self, default: int, rules: Rules) -> None:
+        self.default = default
+        self.rules = rules
+
+    @property
+    def shared(self) -> int | CapacityRules:
+        """The default when no rule makes capacities differ, else these rules: a fan-out
+        with one capacity for every member spares a call per member."""
+        return self if self.rules else self.default
 
     def __call__(self, channel: str) -> int:
         """The capacity of channel."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 import textwrap
@@ -17,8 +18,10 @@ from .cli_commands import (
     positive_count,
     positive_seconds,
 )
+from .cli_plugins import Command, load_commands
 from .config import BACKENDS, available_backends
 from .exceptions import ChannelLayerError
+from .redact import redact
 
 EPILOG = """\
 examples:
@@ -107,12 +110,16 @@ LAYER_COMMANDS: list[tuple[str, str, str, str]] = [
     ),
     (
         "stats",
-        "print the layer's stats",
-        "Print the layer's stats as a table, or as one JSON object with --json. "
-        "Counters are those of this process, so they start at 0.",
+        "show the whole deployment's figures",
+        "Show what every process of the layer's prefix sent, delivered and dropped (by "
+        "rule), what waits now, the deepest channels and the largest groups, as read "
+        "from the layer's backend (where it keeps no shared counters, the figures say "
+        "so). --watch redraws them with rates, --json and --prometheus are for machines.",
         """\
   chanlayers stats --layer redis://localhost:6379
-  chanlayers stats --json --alias default""",
+  chanlayers stats --watch --layer ipc://chat
+  chanlayers stats --json --alias default
+  chanlayers stats --prometheus --layer redis://localhost:6379 > chanlayers.prom""",
     ),
 ]
 
@@ -178,29 +185,61 @@ def _add_layer_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
                 metavar="S",
                 help="give up after S seconds in all (default: wait for ever)",
             )
+            command.add_argument(
+                "--retry",
+                action="store_true",
+                help="if the layer's server does not answer, keep trying (a line each time) "
+                "instead of failing at once",
+            )
         elif name in {"group-add", "group-discard"}:
             command.add_argument("group", metavar="GROUP")
             command.add_argument("channel", metavar="CHANNEL")
         elif name == "flush":
             command.add_argument("-y", "--yes", action="store_true", help="do not ask first")
         elif name == "stats":
-            command.add_argument("--json", action="store_true", help="print one JSON object")
+            form = command.add_mutually_exclusive_group()
+            form.add_argument("--json", action="store_true", help="print one JSON object")
+            form.add_argument(
+                "--prometheus",
+                action="store_true",
+                help="print Prometheus' text exposition format",
+            )
+            form.add_argument(
+                "--watch",
+                type=positive_seconds,
+                nargs="?",
+                const=2.0,
+                metavar="S",
+                help="redraw every S seconds (default 2), with rates per second, like top",
+            )
+            command.add_argument(
+                "--top",
+                type=positive_count,
+                default=10,
+                metavar="N",
+                help="how many of the deepest channels and largest groups (default 10)",
+            )
         _add_layer_options(command)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _version() -> str:
+    try:
+        return importlib.metadata.version("chanlayers")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "(not installed)"
+
+
+def _parser(plugins: dict[str, Command]) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="chanlayers",
         description="Channel layers for ASGI and Django Channels.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"chanlayers {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # Imported here: consumers builds on layers, not the other way round.
-    from consumers.commands import add_demo_parser, add_worker_parser
-
-    add_demo_parser(commands)
-    add_worker_parser(commands, _add_layer_options)
+    for plugin in plugins.values():
+        plugin.add_parser(commands, _add_layer_options)
     commands.add_parser(
         "backends",
         help="list layer URL schemes and whether they are available",
@@ -208,37 +247,21 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example:\n  chanlayers backends",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bench = commands.add_parser(
-        "bench",
-        help="run the benchmark suite (bench/ of a source checkout)",
-        description="Run python -m bench: workloads W1-W5 against our layers and the peers.",
-        epilog="examples:\n  chanlayers bench --quick\n  chanlayers bench --only W1,W3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    bench.add_argument("options", nargs="*", help="python -m bench's options (see its --help)")
     _add_layer_commands(commands)
     return parser
 
 
-def _bench(bench_args: list[str]) -> int:
-    # bench/ ships with the source, not the wheel: look for it where we are run from.
-    sys.path.insert(0, os.getcwd())
-    try:
-        from bench.__main__ import main as bench_main
-    except ImportError:
-        raise CommandError(
-            "the benchmark lives in bench/ of a source checkout: run this from the "
-            "repository root, after pip install -e '.[bench]'"
-        ) from None
-    return bench_main(bench_args)
-
-
-def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    if args.command in {"demo", "worker"}:
-        from consumers.commands import run_demo_command, run_worker_command
-
-        (run_demo_command if args.command == "demo" else run_worker_command)(args)
-    elif args.command == "backends":
+def _run(argv: list[str]) -> int:
+    plugins = load_commands(running=argv[0] if argv else None)
+    plugin = plugins.get(argv[0]) if argv else None
+    if plugin is not None and plugin.own_arguments:
+        # Its own parser takes every option (argparse's REMAINDER would not).
+        return plugin.run(argparse.Namespace(command=argv[0], arguments=argv[1:])) or 0
+    parser = _parser(plugins)
+    args = parser.parse_args(argv)
+    if args.command in plugins:
+        return plugins[args.command].run(args) or 0
+    if args.command == "backends":
         available = set(available_backends())
         for scheme, backend in BACKENDS.items():
             state = "available" if f"{scheme}://" in available else "not available"
@@ -254,12 +277,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the chanlayers console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
     try:
-        if argv[:1] == ["bench"]:
-            # Its own parser takes every option (argparse's REMAINDER would not).
-            return _bench(argv[1:])
-        return _run(parser, parser.parse_args(argv))
+        return _run(argv)
     except (ChannelLayerError, CommandError) as exc:
         print(f"chanlayers: {error_line(exc)}", file=sys.stderr)
         return exit_status(exc)
@@ -275,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("CHANLAYERS_TRACEBACK"):
             raise
         print(
-            f"chanlayers: unexpected {type(exc).__name__}: {exc} "
+            f"chanlayers: unexpected {type(exc).__name__}: {redact(str(exc))} "
             "(set CHANLAYERS_TRACEBACK=1 to see where)",
             file=sys.stderr,
         )

@@ -1,10 +1,8 @@
-"""What the chanlayers subcommands do: layer selection, the JSON form of messages, commands."""
+"""What the chanlayers subcommands do: layer selection and the commands."""
 
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import contextlib
 import importlib
 import json
@@ -13,11 +11,26 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-from .exceptions import ChannelLayerError, InvalidChannelName, InvalidMessage
+from .cli_errors import (
+    CommandError,
+    CommandFailed,
+    UsageError,
+    error_line,
+    exit_status,
+)
+from .cli_json import dump_message, from_json, parse_message, to_json
+from .cli_stats import figures_table, watch
+from .cli_stdin import item_index, stdin_chunks
+from .config import install_hint
+from .exceptions import (
+    ChannelLayerConnectionError,
+    ChannelLayerError,
+)
+from .figures import prometheus_text
 from .naming import check_channel, check_group
+from .redact import redact_url
 from .sync import SyncChannelLayer
 
 __all__ = [
@@ -35,121 +48,7 @@ __all__ = [
 ]
 
 
-class CommandError(Exception):
-    """A command failed in a way already explained by its message; status is the exit code."""
-
-    status = 1
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        if status is not None:
-            self.status = status
-
-
-class UsageError(CommandError):
-    """Bad arguments or input (exit status 2)."""
-
-    status = 2
-
-
-class CommandFailed(CommandError):
-    """The command ran but did not do what was asked (exit status 1)."""
-
-
-def exit_status(exc: BaseException) -> int:
-    """2 for bad input (usage, JSON, names, messages), else 1."""
-    if isinstance(exc, CommandError):
-        return exc.status
-    return 2 if isinstance(exc, InvalidChannelName | InvalidMessage) else 1
-
-
-def error_line(exc: BaseException) -> str:
-    """What went wrong, as the one line after 'chanlayers: '."""
-    if isinstance(exc, CommandError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-# -- the JSON form of messages ---------------------------------------------------------
-
-BYTES_KEY = "$bytes"
-DICT_KEY = "$dict"
-_RESERVED = frozenset({BYTES_KEY, DICT_KEY})
-
-
-def to_json(value: Any) -> Any:
-    """A message value as JSON-able data: bytes become {"$bytes": "<base64>"}.
-
-    A dict that would read back as one of the special forms (its only key is
-    "$bytes" or "$dict") is wrapped as {"$dict": {...}}, so from_json(to_json(m)) == m.
-    """
-    if isinstance(value, bytes | bytearray):
-        return {BYTES_KEY: base64.b64encode(value).decode("ascii")}
-    if isinstance(value, dict):
-        plain = {key: to_json(item) for key, item in value.items()}
-        if len(plain) == 1 and next(iter(plain)) in _RESERVED:
-            return {DICT_KEY: plain}
-        return plain
-    if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
-    return value
-
-
-def from_json(value: Any, path: str = "message") -> Any:
-    """Undo to_json: {"$bytes": "<base64>"} becomes bytes, {"$dict": {...}} a plain dict."""
-    if isinstance(value, dict):
-        if len(value) == 1:
-            key, item = next(iter(value.items()))
-            if key == BYTES_KEY:
-                if not isinstance(item, str):
-                    raise UsageError(f'{path} = {{"$bytes": ...}} needs a base64 string')
-                try:
-                    return base64.b64decode(item, validate=True)
-                except (binascii.Error, ValueError):
-                    raise UsageError(f"{path}: {item[:40]!r} is not valid base64") from None
-            if key == DICT_KEY:
-                if not isinstance(item, dict):
-                    raise UsageError(f'{path} = {{"$dict": ...}} needs a JSON object')
-                return {k: from_json(v, f"{path}[{k!r}]") for k, v in item.items()}
-        return {k: from_json(v, f"{path}[{k!r}]") for k, v in value.items()}
-    if isinstance(value, list):
-        return [from_json(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    return value
-
-
-def parse_message(text: str, where: str) -> dict[str, Any]:
-    """One message from its JSON text; where says what to blame ('stdin line 3')."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{where}: not JSON: {exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise UsageError(f"{where}: the JSON nests too deeply") from None
-    if not isinstance(value, dict):
-        raise UsageError(f"{where}: a message must be a JSON object, got {type(value).__name__}")
-    try:
-        message: dict[str, Any] = from_json(value)
-    except UsageError as exc:
-        raise UsageError(str(exc) if where == "message" else f"{where}: {exc}") from None
-    return message
-
-
-def dump_message(message: dict[str, Any]) -> str:
-    """One message as one line of JSON (bytes as {"$bytes": "<base64>"})."""
-    return json.dumps(to_json(message))
-
-
 # -- which layer -------------------------------------------------------------------------
-
-
-def _redact(url: str) -> str:
-    """url without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _use_settings(module: str) -> None:
@@ -158,7 +57,7 @@ def _use_settings(module: str) -> None:
         import django
     except ImportError:
         raise UsageError(
-            "--settings needs Django, which is not installed (pip install 'chanlayers[django]')"
+            f"--settings needs Django, which is not installed ({install_hint('django')})"
         ) from None
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -182,10 +81,10 @@ def _use_settings(module: str) -> None:
 use_settings = _use_settings
 
 
-def describe_layer(args: argparse.Namespace) -> str:
-    """Which layer the arguments and the environment select, in words (no passwords)."""
+def _configured_layer(args: argparse.Namespace) -> str | None:
+    """Which layer the arguments and the environment name, in words; None if none does."""
     if args.layer is not None:
-        return _redact(args.layer)
+        return redact_url(args.layer)
     alias = args.alias or "default"
     settings = args.settings or os.environ.get("DJANGO_SETTINGS_MODULE")
     if settings:
@@ -194,8 +93,30 @@ def describe_layer(args: argparse.Namespace) -> str:
         return f"channel layer {alias!r} of $CHANNEL_LAYERS"
     url = os.environ.get("CHANNEL_LAYER_URL")
     if url and alias == "default":
-        return f"{_redact(url)} (from $CHANNEL_LAYER_URL)"
-    return f"the in-memory channel layer {alias!r} of this process"
+        return f"{redact_url(url)} (from $CHANNEL_LAYER_URL)"
+    return None
+
+
+def describe_layer(args: argparse.Namespace) -> str:
+    """Which layer the arguments and the environment select, in words (no passwords)."""
+    return require_layer(args)
+
+
+def require_layer(args: argparse.Namespace) -> str:
+    """describe_layer(args), or a UsageError where no layer is named at all.
+
+    Without one, a command would use a process-private in-memory layer: a send would
+    report success and the message would go nowhere.
+    """
+    named = _configured_layer(args)
+    if named is None:
+        raise UsageError(
+            "no channel layer is configured, and this process's own in-memory layer "
+            "reaches no other process: name one with --layer URL (e.g. "
+            "redis://localhost:6379, or memory:// on purpose), --alias with --settings, "
+            "or set CHANNEL_LAYER_URL or CHANNEL_LAYERS"
+        )
+    return named
 
 
 @contextlib.contextmanager
@@ -206,6 +127,7 @@ def open_layer(args: argparse.Namespace) -> Iterator[SyncChannelLayer]:
             f"--layer takes a URL such as redis://host:6379 or memory://, got {args.layer!r}"
             " (to name an alias of CHANNEL_LAYERS, use --alias)"
         )
+    require_layer(args)
     if args.settings:
         _use_settings(args.settings)
     with SyncChannelLayer(args.layer or args.alias) as layer:
@@ -215,35 +137,56 @@ def open_layer(args: argparse.Namespace) -> Iterator[SyncChannelLayer]:
 # -- the commands ------------------------------------------------------------------------
 
 
-def _stdin_messages(stdin: TextIO) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, message) for each JSON line of stdin; blank lines are skipped."""
-    for number, line in enumerate(stdin, 1):
-        if line.strip():
-            where = f"stdin line {number}"
-            yield where, parse_message(line.strip(), where)
-
-
 def _send_all(args: argparse.Namespace, group: bool) -> None:
     target = check_group(args.group) if group else check_channel(args.channel)
     single = None if args.json == "-" else parse_message(args.json, "message")
     with open_layer(args) as layer:
-        send = layer.group_send if group else layer.send
         if single is not None:
-            send(target, single)
+            (layer.group_send if group else layer.send)(target, single)
             return
+        send_many = layer.group_send_many if group else layer.send_many
         sent = 0
-        where = "stdin"
-        try:
-            for line, message in _stdin_messages(sys.stdin):
-                where = line
-                send(target, message)
-                sent += 1
-        except (ChannelLayerError, CommandError) as exc:
-            # Name the line, and say what already went out.
-            told = str(exc) if isinstance(exc, UsageError) else f"{where}: {error_line(exc)}"
-            raise CommandError(
-                f"{told} ({sent} message(s) sent before it)", exit_status(exc)
-            ) from None
+        for chunk in stdin_chunks(sys.stdin):
+            messages: list[tuple[str, dict[str, Any]]] = []
+            failed: tuple[int, BaseException] | None = None
+            for number, text in chunk:
+                try:
+                    messages.append((target, parse_message(text, f"stdin line {number}")))
+                except UsageError as exc:
+                    failed = (number, exc)
+                    break
+            try:
+                results = send_many(messages)
+            except ChannelLayerError as exc:
+                # Raised before anything of this chunk was sent: a bad message, say.
+                index = item_index(exc)
+                failed = (chunk[index][0] if index is not None else chunk[0][0], exc)
+                results = []
+            errors = [i for i, result in enumerate(results) if result is not None]
+            if errors:
+                error = results[errors[0]]
+                assert error is not None
+                failed = (chunk[errors[0]][0], error)
+                after = len(results) - errors[0] - 1 - (len(errors) - 1)
+                sent += errors[0]
+            else:
+                sent += len(results)
+                after = 0
+            if failed is not None:
+                _fail(*failed, sent, after)
+
+
+def _fail(number: int, exc: BaseException, sent: int, after: int) -> None:
+    """Stop, naming the line, and say what already went out."""
+    if isinstance(exc, UsageError):
+        told = str(exc)
+    else:
+        text = str(exc).split(": ", 1)[1] if item_index(exc) is not None else str(exc)
+        told = f"stdin line {number}: {type(exc).__name__}: {text}"
+    also = f", {after} after it" if after else ""
+    raise CommandError(
+        f"{told} ({sent} message(s) sent before it{also})", exit_status(exc)
+    ) from None
 
 
 def cmd_send(args: argparse.Namespace) -> None:
@@ -259,6 +202,9 @@ def cmd_receive(args: argparse.Namespace) -> None:
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     got = 0
     with open_layer(args) as layer:
+        # A receive only waits: without this round trip, a server that is not there
+        # would show as a wait for ever (and the reader's reconnect warnings).
+        _reach(layer, args, deadline)
         while got < args.count:
             remaining = None if deadline is None else deadline - time.monotonic()
             try:
@@ -272,6 +218,20 @@ def cmd_receive(args: argparse.Namespace) -> None:
                 ) from None
             print(dump_message(message), flush=True)
             got += 1
+
+
+def _reach(layer: SyncChannelLayer, args: argparse.Namespace, deadline: float | None) -> None:
+    """One round trip to the layer's server; with --retry, try again every 2 s."""
+    while True:
+        try:
+            layer.group_channels("chanlayers-cli-probe")
+            return
+        except ChannelLayerConnectionError as exc:
+            if not args.retry or (deadline is not None and time.monotonic() >= deadline):
+                raise
+            told = error_line(exc).rstrip(".")
+            print(f"chanlayers: {told} (retrying in 2 s)", file=sys.stderr, flush=True)
+            time.sleep(2)
 
 
 def cmd_group_add(args: argparse.Namespace) -> None:
@@ -308,23 +268,18 @@ def cmd_flush(args: argparse.Namespace) -> None:
     print(f"flushed {what}")
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str | int | bool) or value is None:
-        return str(value)
-    return json.dumps(to_json(value), default=str)
-
-
 def cmd_stats(args: argparse.Namespace) -> None:
     with open_layer(args) as layer:
-        stats = layer.stats()
+        if args.watch is not None:
+            watch(layer, args.top, args.watch)
+            return
+        figures = layer.figures(args.top)
     if args.json:
-        print(json.dumps(to_json(stats), default=str))
-        return
-    width = max((len(key) for key in stats), default=0)
-    for key, value in stats.items():
-        print(f"{key:<{width}}  {_cell(value)}")
+        print(json.dumps(figures.as_dict()))
+    elif args.prometheus:
+        sys.stdout.write(prometheus_text([figures]))
+    else:
+        print("\n".join(figures_table(figures, None)))
 
 
 COMMANDS = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
@@ -12,14 +13,37 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .exceptions import ConfigError, InvalidMessage, MessageTooLarge, UndecodableMessage
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "MAX_DEPTH", "Codec", "validate_message"]
+__all__ = [
+    "CHANNEL",
+    "CLOCK_SKEW",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "GROUP",
+    "MAX_DEPTH",
+    "MIN_SECRET_BYTES",
+    "Codec",
+    "Destination",
+    "validate_message",
+]
 
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+MIN_SECRET_BYTES = 16
+# Ciphertext older than the layer's expiry plus this is refused: no layer delivers a
+# message that late, so such a payload can only be a replay. It allows for senders'
+# clocks running behind the receiver's.
+CLOCK_SKEW = 60.0
 MAX_DEPTH = 64
 _INT_MIN = -(1 << 63)
 _INT_MAX = (1 << 64) - 1
 _SCALARS = (str, bytes, bytearray, float, type(None))
 Message = dict[str, Any]
+
+CHANNEL, GROUP = "c", "g"
+Destination = tuple[str, str]
+"""Where an encrypted message was sent: (CHANNEL or GROUP, its name); ("", "") for a
+payload sealed without one, which no channel accepts."""
+_UNBOUND: Destination = ("", "")
+# A kind letter, a name (under 100 characters), the newline.
+_LONGEST_HEAD = 128
 
 
 def _path(parts: tuple[str | int, ...]) -> str:
@@ -106,6 +130,13 @@ def _fernet_key(key: str | bytes) -> bytes:
     raw = key.encode() if isinstance(key, str) else key
     if not isinstance(raw, bytes) or not raw:
         raise ConfigError("symmetric_encryption_keys must hold non-empty str or bytes keys")
+    if len(raw) < MIN_SECRET_BYTES:
+        # The key itself is a secret: say how long it is, never what it is.
+        raise ConfigError(
+            f"symmetric_encryption_keys: a key of {len(raw)} bytes is too short to be a "
+            f"secret (at least {MIN_SECRET_BYTES}); use Django's SECRET_KEY, or make one "
+            "with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     # Any secret string works as a key, as in channels_redis: stretch it to a Fernet key.
     return base64.urlsafe_b64encode(hashlib.sha256(raw).digest())
 
@@ -118,13 +149,17 @@ class Codec:
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         symmetric_encryption_keys: Iterable[str | bytes] | None = None,
+        max_age: float | None = None,
     ) -> None:
         if isinstance(max_message_size, bool) or not isinstance(max_message_size, int):
             raise ConfigError(f"max_message_size must be an int, got {max_message_size!r}")
         if max_message_size < 64:
             raise ConfigError(f"max_message_size must be at least 64 bytes, got {max_message_size}")
         self.max_message_size = max_message_size
+        # Whole seconds (Fernet's timestamps are), rounded up so nothing legit is refused.
+        self._ttl = None if max_age is None else math.ceil(max_age)
         self._fernet: MultiFernet | None = None
+        self._last: _Decoded | None = None  # see _Decoded
         if symmetric_encryption_keys is not None:
             if isinstance(symmetric_encryption_keys, str | bytes | Mapping):
                 raise ConfigError("symmetric_encryption_keys must be a list of keys, not one key")
@@ -139,11 +174,25 @@ class Codec:
         """True when payloads are encrypted."""
         return self._fernet is not None
 
-    def encode(self, message: object) -> bytes:
-        """Validate and encode a message; raise InvalidMessage or MessageTooLarge."""
+    def encode(
+        self, message: object, channel: str | None = None, *, group: str | None = None
+    ) -> bytes:
+        """Validate and encode a message for channel (or group); raise InvalidMessage or
+        MessageTooLarge.
+
+        Encrypted, the destination travels inside the envelope (``c<name>\\n`` or
+        ``g<name>\\n`` before the msgpack body), so a receiver can tell a ciphertext
+        replayed onto another channel from one sent there (see unseal).
+        """
         data: bytes = msgpack.packb(validate_message(message), use_bin_type=True)
         if self._fernet is not None:
-            data = self._fernet.encrypt(data)
+            if group is not None:
+                head = GROUP + group
+            elif channel is not None:
+                head = CHANNEL + channel
+            else:
+                head = "-"
+            data = self._fernet.encrypt(head.encode("ascii") + b"\n" + data)
         if len(data) > self.max_message_size:
             raise MessageTooLarge(
                 f"message of type {message['type']!r} is {len(data)} bytes encoded; "  # type: ignore[index]
@@ -151,21 +200,103 @@ class Codec:
             )
         return data
 
-    def decode(self, payload: bytes) -> Message:
-        """Decode a payload; raise UndecodableMessage for anything foreign or tampered."""
-        if self._fernet is not None:
-            try:
-                payload = self._fernet.decrypt(payload)
-            except (InvalidToken, TypeError, ValueError):
-                raise UndecodableMessage(
-                    "payload failed decryption (wrong key or tampered)"
-                ) from None
-        try:
-            message = msgpack.unpackb(
-                payload, raw=False, strict_map_key=True, ext_hook=_refuse_ext, max_ext_len=0
+    def encode_for_group(self, message: object, group: str) -> bytes:
+        """encode(message, group=group)."""
+        return self.encode(message, group=group)
+
+    def decode(self, payload: bytes, now: float | None = None) -> Message:
+        """Decode a payload, wherever it was sent; see unseal."""
+        return self.unseal(payload, now)[1]
+
+    def unseal(
+        self, payload: bytes, now: float | None = None
+    ) -> tuple[Destination | None, Message]:
+        """Decode a payload into (its destination, the message); raise UndecodableMessage
+        for anything foreign or tampered. The destination is None when not encrypted
+        (a plaintext one would prove nothing).
+
+        The receiver's own limits apply, whoever wrote the payload (anyone with write
+        access to the backend can skip the sender's checks): its size, and the rules
+        every sent message meets (str keys, nesting depth, value types). now (the wall
+        clock, by default) is what a ciphertext's age is measured against.
+        """
+        last = self._last
+        if last is not None and last.payload is payload and now is None:
+            return last.destination, last.again()
+        if len(payload) > self.max_message_size:
+            raise UndecodableMessage(
+                f"payload is {len(payload)} bytes, over max_message_size ({self.max_message_size})"
             )
-        except (ValueError, TypeError) as exc:
+        destination: Destination | None = None
+        plain = payload
+        if self._fernet is not None:
+            destination, plain = self._open(payload, now)
+        try:
+            message = _unpack(plain)
+        except (ValueError, TypeError, RecursionError) as exc:
             raise UndecodableMessage(f"payload is not a valid message: {exc}") from None
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            raise UndecodableMessage('payload is not a dict with a str "type"')
+        try:
+            checked = validate_message(message)
+        except (InvalidMessage, RecursionError) as exc:
+            raise UndecodableMessage(f"payload breaks the message rules: {exc}") from None
+        self._last = _Decoded(payload, plain, destination)
+        return destination, checked
+
+    def _open(self, payload: bytes, now: float | None) -> tuple[Destination, bytes]:
+        """Decrypt payload; split the destination off the msgpack body."""
+        assert self._fernet is not None
+        try:
+            if self._ttl is None:
+                payload = self._fernet.decrypt(payload)
+            elif now is None:
+                payload = self._fernet.decrypt(payload, ttl=self._ttl)
+            else:
+                payload = self._fernet.decrypt_at_time(payload, self._ttl, int(now))
+        except (InvalidToken, TypeError, ValueError):
+            raise UndecodableMessage(
+                "payload failed decryption (wrong key, tampered, or older than "
+                "the layer's expiry: a replay)"
+            ) from None
+        newline = payload.find(b"\n", 0, _LONGEST_HEAD)
+        head = payload[:newline].decode("ascii", errors="replace")
+        if newline < 0 or head[:1] not in (CHANNEL, GROUP, "-"):
+            raise UndecodableMessage("payload names no destination (an unknown format)")
+        if head[0] == "-":
+            return _UNBOUND, payload[newline + 1 :]
+        return (head[0], head[1:]), payload[newline + 1 :]
+
+
+def _unpack(plain: bytes) -> Any:
+    return msgpack.unpackb(
+        plain, raw=False, strict_map_key=True, ext_hook=_refuse_ext, max_ext_len=0
+    )
+
+
+_FLAT = _EXACT_SCALARS | {int}
+
+
+class _Decoded:
+    """A payload that passed unseal(), and what unsealing that same object again reuses.
+
+    Every member of a group in one process receives the same payload object: its
+    decryption and checks are done once, and each receiver still gets a dict of its own
+    (a copy of a template when the message holds only immutable values, else unpacked).
+    """
+
+    __slots__ = ("destination", "payload", "plain", "template")
+
+    def __init__(self, payload: bytes, plain: bytes, destination: Destination | None) -> None:
+        self.payload = payload
+        self.plain = plain
+        self.destination = destination
+        self.template: dict[str, Any] | None = None
+
+    def again(self) -> Message:
+        """A fresh copy of the message, no check repeated."""
+        template = self.template
+        if template is not None:
+            return dict(template)
+        message: dict[str, Any] = _unpack(self.plain)
+        if all(type(value) in _FLAT for value in message.values()):
+            self.template = dict(message)
         return message

@@ -9,10 +9,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from .base import ChannelLayer
 from .exceptions import BackendNotAvailable, ConfigError
+from .options import options_from_query
+from .redact import redact_url
 
 __all__ = [
     "BACKENDS",
@@ -56,6 +58,11 @@ BACKENDS: dict[str, Backend] = {
 """URL scheme -> backend. Backends not yet in this version raise BackendNotAvailable."""
 
 
+def install_hint(extra: str) -> str:
+    """How to install an extra, from PyPI and from a source checkout."""
+    return f"pip install 'chanlayers[{extra}]', or from a checkout pip install -e '.[{extra}]'"
+
+
 def load_backend(path: str) -> type[ChannelLayer]:
     """Import a layer class from its dotted path, with a clear error if it is not there."""
     if not isinstance(path, str) or "." not in path:
@@ -73,7 +80,7 @@ def load_backend(path: str) -> type[ChannelLayer]:
                 f"backend {path!r} is not available: module {exc.name!r} does not exist; "
                 f"available here: {', '.join(available_backends())}"
             ) from None
-        hint = f" (pip install 'chanlayers[{extra}]')" if extra else ""
+        hint = f" ({install_hint(extra)})" if extra else ""
         raise BackendNotAvailable(
             f"backend {path!r} needs {exc.name!r}, which is not installed{hint}"
         ) from None
@@ -103,17 +110,6 @@ def available_backends() -> list[str]:
     return found
 
 
-def options_from_query(query: str) -> dict[str, Any]:
-    """URL query parameters as options: JSON values where they parse, else strings."""
-    options: dict[str, Any] = {}
-    for key, raw in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
-        try:
-            options[key] = json.loads(raw)
-        except ValueError:
-            options[key] = raw
-    return options
-
-
 def layer_from_url(url: str, **overrides: Any) -> ChannelLayer:
     """Build a layer from a URL such as memory://, redis://host:6379/0, amqp://..."""
     if not isinstance(url, str):
@@ -122,7 +118,7 @@ def layer_from_url(url: str, **overrides: Any) -> ChannelLayer:
     backend = BACKENDS.get(scheme)
     if backend is None:
         raise ConfigError(
-            f"unknown channel layer URL scheme {scheme!r} in {url!r}; "
+            f"unknown channel layer URL scheme {scheme!r} in {redact_url(url)!r}; "
             f"known schemes: {', '.join(s + '://' for s in BACKENDS)}"
         )
     cls = load_backend(backend.path)

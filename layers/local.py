@@ -4,65 +4,31 @@ A backend puts payloads in (from its transport reader, or directly for in-memory
 receivers take them out. A waiter is woken, then takes: it never holds a message
 while suspended, so cancelling a receive cannot lose one. Buffers are shared by
 every event loop and thread that uses the layer; a waiter in another loop is
-woken through that loop's call_soon_threadsafe.
+woken through that loop's call_soon_threadsafe. A wait costs one Future, and a
+group delivery one entry shared by every member's buffer (see buffer.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from asyncio.events import _get_running_loop
+from collections.abc import Callable, Iterable
 
+from .buffer import Buffer, Entry, Waiter, listed, pushed, removed, wake_first_of
+from .counters import Counters
 from .exceptions import ChannelLayerClosed
-from .naming import non_local_name
 
-__all__ = ["Counters", "LocalChannels"]
+__all__ = ["UNBOUNDED", "LocalChannels"]
 
+UNBOUNDED = sys.maxsize
+"""The capacity to put with when the transport already enforced the channel's."""
 Clock = Callable[[], float]
-
-
-@dataclass
-class Counters:
-    """What happened to messages in this process, for stats()."""
-
-    sent: int = 0
-    received: int = 0
-    group_sends: int = 0
-    dropped_full: int = 0
-    dropped_expired: int = 0
-    dropped_undecodable: int = 0
-    flushed: int = 0
-    requeue_failed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict."""
-        return dict(self.__dict__)
-
-
-class _Waiter:
-    __slots__ = ("future", "loop", "thread")
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[None] = self.loop.create_future()
-        self.thread = threading.get_ident()
-
-
-class _Buffer:
-    __slots__ = ("inbox", "items", "waiters", "woken")
-
-    def __init__(self, channel: str) -> None:
-        # (sequence number, deadline, payload); the sequence orders prefix receives.
-        self.items: deque[tuple[int, float, bytes]] = deque()
-        self.waiters: deque[_Waiter] = deque()
-        # Woken, but not yet back to take (a waiter of another loop): they still count
-        # as watching, or drain_unwatched would take the message meant for them.
-        self.woken: set[_Waiter] = set()
-        self.inbox = non_local_name(channel) if "!" in channel else None
+Capacity = int | Callable[[str], int]
+"""A capacity for every channel, or a function giving each channel's."""
 
 
 class LocalChannels:
@@ -82,10 +48,11 @@ class LocalChannels:
         # Told (channel, count) whenever payloads of a process-local channel leave the
         # buffers (taken, expired, flushed); called with the lock held, so keep it short.
         self._on_remove = on_remove
-        self._buffers: dict[str, _Buffer] = {}
-        # Non-local part ("x!") -> names of its non-empty buffers, for receive("x!").
+        self._buffers: dict[str, Buffer] = {}
+        # Non-local part ("x!") -> names of its non-empty buffers, for receive("x!"):
+        # kept only for parts someone receives on, made on their first such receive.
         self._inboxes: dict[str, set[str]] = {}
-        self._prefix_waiters: dict[str, deque[_Waiter]] = {}
+        self._prefix_waiters: dict[str, list[Waiter]] = {}
         self._seq = itertools.count()
         self._lock = threading.Lock()
         self._closed = False
@@ -94,27 +61,79 @@ class LocalChannels:
 
     def put(self, channel: str, payload: bytes, deadline: float, capacity: int) -> bool:
         """Queue payload for channel; False (and nothing queued) if the channel is full."""
+        entry = (next(self._seq), deadline, payload, True)
         with self._lock:
-            buf = self._buffers.get(channel)
-            if buf is None:
-                buf = self._buffers[channel] = _Buffer(channel)
-            elif len(buf.items) >= capacity:
+            return self._put(channel, entry, capacity, _get_running_loop())
+
+    def put_many(
+        self,
+        channels: Iterable[str],
+        payload: bytes,
+        deadline: float,
+        capacity: Capacity,
+        counted: bool = True,
+    ) -> list[str]:
+        """Queue one payload for each of channels in one pass; return the full ones,
+        which got nothing. capacity: one for all, or a function of the channel.
+        counted=False: the store counted none of them, so on_remove is never told."""
+        full: list[str] = []
+        # One entry serves every channel: they all got it at the same moment.
+        entry = (next(self._seq), deadline, payload, counted)
+        running, put, buffers = _get_running_loop(), self._put, self._buffers
+        # A buffer with room for sure inline; the rest (full, perhaps; indexed) in _put.
+        limit = capacity if isinstance(capacity, int) else 0
+        with self._lock:
+            if self._prefix_waiters or self._inboxes:
+                buffers = {}  # every channel through _put, which keeps them
+            for channel in channels:
+                buf = buffers.get(channel)
+                if buf is not None and buf.add(entry, limit):
+                    if buf.waiters is not None:
+                        buf.wake_first(running)
+                    continue
+                if not put(channel, entry, capacity, running):
+                    full.append(channel)
+        return full
+
+    def _put(
+        self,
+        channel: str,
+        entry: Entry,
+        capacity: Capacity,
+        running: asyncio.AbstractEventLoop | None,
+    ) -> bool:
+        buf = self._buffers.get(channel)
+        if buf is None:
+            buf = self._buffers[channel] = Buffer(channel)
+        if buf.first is None:
+            # Every capacity is at least 1: an empty buffer takes it without asking.
+            buf.first = entry
+            if buf.inbox is not None:
+                names = self._inboxes.get(buf.inbox)
+                if names is not None:
+                    names.add(channel)
+        else:
+            limit = capacity if isinstance(capacity, int) else capacity(channel)
+            if not buf.add(entry, limit):
                 self._purge(channel, buf, self.clock())
-                if len(buf.items) >= capacity:
+                if len(buf) >= limit:
                     return False
-            items = buf.items
-            items.append((next(self._seq), deadline, payload))
-            inbox = buf.inbox
-            if inbox is not None and len(items) == 1:
-                names = self._inboxes.get(inbox)
-                if names is None:
-                    names = self._inboxes[inbox] = set()
-                names.add(channel)
-            if buf.waiters:
-                self._wake(buf.waiters, buf.woken)
-            elif inbox is not None and inbox in self._prefix_waiters:
-                self._wake(self._prefix_waiters[inbox])
-            return True
+                if buf.first is None:
+                    return self._put(channel, entry, capacity, running)
+                buf.add(entry, limit)  # fits now: fewer than limit are left
+        if buf.waiters:
+            buf.wake_first(running)
+        elif buf.inbox is not None and self._prefix_waiters:
+            queue = self._prefix_waiters.get(buf.inbox)
+            if queue:
+                wake_first_of(queue, running)
+        return True
+
+    def known(self, channels: list[str]) -> list[str]:
+        """channels, each replaced by the name its buffer holds if it has one: a name
+        parsed again (from an inbox entry) then costs no second copy."""
+        buffers = self._buffers
+        return [buf.name if (buf := buffers.get(c)) is not None else c for c in channels]
 
     # -- taking ----------------------------------------------------------------
 
@@ -124,150 +143,165 @@ class LocalChannels:
         on_wait runs each time this receiver is about to wait: a backend uses it to
         make sure something is fetching from its transport for this channel.
         """
-        prefix = channel.endswith("!")
-        woken: _Waiter | None = None
-        while True:
-            with self._lock:
-                if woken is not None and not prefix:
-                    self._back_from_wake(channel, woken)
-                if self._closed:
-                    raise ChannelLayerClosed("the channel layer was closed")
-                payload = self._take_prefix(channel) if prefix else self._take(channel)
-                if payload is not None:
-                    return payload
-                waiter = _Waiter()
-                queue = self._waiters_for(channel, prefix)
-                queue.append(waiter)
+        if channel.endswith("!"):
+            return await self._get_prefix(channel, on_wait)
+        # The locked part is a plain method: an idle receiver's frame stays small.
+        got = self._take_or_wait(channel, None)
+        while not isinstance(got, bytes):
             try:
                 if on_wait is not None:
                     on_wait()
-                await waiter.future
+                await got
             except BaseException:
                 # Cancelled, perhaps just after being woken: leave no waiter behind and
                 # pass any wake-up on, so no message is stranded.
-                with self._lock:
-                    self._drop_waiter(channel, prefix, waiter)
+                self._drop_waiter(channel, got)
                 raise
-            # Woken: _wake already removed us from the queue; go round and take.
-            woken = waiter
+            # Woken: _put moved us from waiters to woken; go round and take.
+            got = self._take_or_wait(channel, got)
+        return got
 
-    def _waiters_for(self, channel: str, prefix: bool) -> deque[_Waiter]:
-        if prefix:
-            return self._prefix_waiters.setdefault(channel, deque())
+    def take(self, channel: str) -> bytes | None:
+        """The next live payload of channel (any 'x!*' for 'x!') if one is queued now."""
+        if channel.endswith("!"):
+            with self._lock:
+                return self._take_prefix(channel)
+        # A look without the lock first: an empty channel is the common case when its
+        # receiver is about to wait, and get() decides under the lock anyway.
+        buf = self._buffers.get(channel)
+        if buf is None or buf.first is None:
+            return None
+        with self._lock:
+            buf = self._buffers.get(channel)
+            if buf is None or buf.first is None:
+                return None
+            return self._take(channel, buf)
+
+    def _take_or_wait(self, channel: str, woken: Waiter | None) -> bytes | Waiter:
+        """The next payload, or a new waiter to await (woken: the last one, back)."""
+        with self._lock:
+            if self._closed:
+                raise ChannelLayerClosed("the channel layer was closed")
+            buf = self._buffers.get(channel)
+            if buf is None:
+                buf = self._buffers[channel] = Buffer(channel)
+            elif woken is not None:
+                buf.woken = removed(buf.woken, woken)
+            if buf.first is not None:
+                payload = self._take(channel, buf)
+                if payload is not None:
+                    return payload
+            waiter: Waiter = asyncio.get_running_loop().create_future()
+            buf.waiters = pushed(buf.waiters, waiter)
+            return waiter
+
+    async def _get_prefix(self, inbox: str, on_wait: Callable[[], None] | None) -> bytes:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise ChannelLayerClosed("the channel layer was closed")
+                payload = self._take_prefix(inbox)
+                if payload is not None:
+                    return payload
+                waiter: Waiter = asyncio.get_running_loop().create_future()
+                self._prefix_waiters.setdefault(inbox, []).append(waiter)
+            try:
+                if on_wait is not None:
+                    on_wait()
+                await waiter
+            except BaseException:
+                with self._lock:
+                    queue = self._prefix_waiters.get(inbox)
+                    if queue is not None:
+                        if waiter in queue:
+                            queue.remove(waiter)
+                        if not queue:
+                            del self._prefix_waiters[inbox]
+                    self._rewake_prefix(inbox)
+                raise
+
+    def _drop_waiter(self, channel: str, waiter: Waiter) -> None:
+        # A method of its own, lock and all: get()'s frame, which every idle receiver
+        # holds, needs no room for a with statement.
+        with self._lock:
+            self._drop_waiter_locked(channel, waiter)
+
+    def _drop_waiter_locked(self, channel: str, waiter: Waiter) -> None:
         buf = self._buffers.get(channel)
         if buf is None:
-            buf = self._buffers[channel] = _Buffer(channel)
-        return buf.waiters
-
-    def _drop_waiter(self, channel: str, prefix: bool, waiter: _Waiter) -> None:
-        if prefix:
-            queue = self._prefix_waiters.get(channel)
-            if queue is not None:
-                if waiter in queue:
-                    queue.remove(waiter)
-                if not queue:
-                    del self._prefix_waiters[channel]
-            self._rewake_prefix(channel)
             return
-        buf = self._buffers.get(channel)
-        if buf is None:
-            return
-        buf.woken.discard(waiter)
-        if waiter in buf.waiters:
-            buf.waiters.remove(waiter)
-        if buf.items:
+        buf.woken = removed(buf.woken, waiter)
+        buf.waiters = removed(buf.waiters, waiter)
+        if buf.first is not None:
             if buf.waiters:
-                self._wake(buf.waiters, buf.woken)
+                buf.wake_first(_get_running_loop())
             elif buf.inbox is not None:
                 self._rewake_prefix(buf.inbox)
-        elif not buf.waiters:
+        elif buf.idle():
             del self._buffers[channel]
 
     def _rewake_prefix(self, inbox: str) -> None:
         queue = self._prefix_waiters.get(inbox)
-        if queue and self._inboxes.get(inbox):
-            self._wake(queue)
+        if queue and self._index(inbox):
+            wake_first_of(queue, _get_running_loop())
 
-    def _take(self, channel: str) -> bytes | None:
-        buf = self._buffers.get(channel)
-        if buf is None:
-            return None
-        self._purge(channel, buf, self.clock())
-        if not buf.items:
-            return None
-        payload = buf.items.popleft()[2]
-        if not buf.items:
+    def _index(self, inbox: str) -> set[str]:
+        """The non-empty buffers of inbox's channels, indexed from now on."""
+        names = self._inboxes.get(inbox)
+        if names is None:
+            names = self._inboxes[inbox] = {
+                channel
+                for channel, buf in self._buffers.items()
+                if buf.inbox == inbox and buf.first is not None
+            }
+        return names
+
+    def _take(self, channel: str, buf: Buffer) -> bytes | None:
+        """The next live payload of a non-empty buffer, or None if all had expired."""
+        entry = buf.first
+        assert entry is not None
+        if entry[1] <= self.clock():
+            self._purge(channel, buf, self.clock())
+            entry = buf.first
+            if entry is None:
+                return None
+        buf.popleft()
+        if buf.first is None:
             self._emptied(channel, buf)
-        if self._on_remove is not None and buf.inbox is not None:
+        if entry[3] and self._on_remove is not None and buf.inbox is not None:
             self._on_remove(channel, 1)
-        return payload
+        return entry[2]
 
     def _take_prefix(self, inbox: str) -> bytes | None:
-        names = self._inboxes.get(inbox)
+        names = self._index(inbox)
+        buffers = self._buffers
         while names:
             # Oldest head first, so one receiver of 'x!' sees arrival order.
-            channel = min(names, key=lambda n: self._buffers[n].items[0][0])
-            payload = self._take(channel)
+            channel = min(names, key=lambda n: buffers[n].first[0])  # type: ignore[index]
+            payload = self._take(channel, buffers[channel])
             if payload is not None:
                 return payload
-            names = self._inboxes.get(inbox)
         return None
 
-    def _purge(self, channel: str, buf: _Buffer, now: float) -> None:
-        items = buf.items
-        dropped = 0
-        while items and items[0][1] <= now:
-            items.popleft()
+    def _purge(self, channel: str, buf: Buffer, now: float) -> None:
+        dropped = counted = 0
+        while buf.first is not None and buf.first[1] <= now:
+            counted += buf.popleft()[3]
             dropped += 1
         if dropped:
             self.counters.dropped_expired += dropped
-            if not items:
+            if buf.first is None:
                 self._emptied(channel, buf)
-            if self._on_remove is not None and buf.inbox is not None:
-                self._on_remove(channel, dropped)
+            if counted and self._on_remove is not None and buf.inbox is not None:
+                self._on_remove(channel, counted)
 
-    def _emptied(self, channel: str, buf: _Buffer) -> None:
-        # The buffer itself stays until sweep(): a busy channel empties after nearly
-        # every message, and rebuilding it each time is the hot path's largest cost.
+    def _emptied(self, channel: str, buf: Buffer) -> None:
+        # The buffer itself (a few slots) stays until sweep(): a busy channel empties
+        # after nearly every message, and its receiver comes straight back to it.
         if buf.inbox is not None:
             names = self._inboxes.get(buf.inbox)
             if names is not None:
                 names.discard(channel)
-                if not names:
-                    del self._inboxes[buf.inbox]
-
-    # -- waking ----------------------------------------------------------------
-
-    def _wake(self, queue: deque[_Waiter], woken: set[_Waiter] | None = None) -> None:
-        """Wake the first waiter of queue that can still take (lock held); a channel's
-        buffer passes its woken set, which holds the waiter until it is back."""
-        me = threading.get_ident()
-        while queue:
-            waiter = queue.popleft()
-            if waiter.future.done():
-                continue
-            if waiter.thread == me:
-                waiter.future.set_result(None)
-            else:
-                try:
-                    waiter.loop.call_soon_threadsafe(self._wake_remote, waiter)
-                except RuntimeError:  # that loop is closed; its waiter is gone
-                    continue
-            if woken is not None:
-                woken.add(waiter)
-            return
-
-    def _back_from_wake(self, channel: str, waiter: _Waiter) -> None:
-        buf = self._buffers.get(channel)
-        if buf is not None:
-            buf.woken.discard(waiter)
-
-    @staticmethod
-    def _wake_remote(waiter: _Waiter) -> None:
-        # Runs in the waiter's loop. If it was cancelled meanwhile, its finally
-        # clause has already passed the wake-up on.
-        if not waiter.future.done():
-            waiter.future.set_result(None)
 
     # -- housekeeping -------------------------------------------------------------
 
@@ -286,22 +320,28 @@ class LocalChannels:
             now = self.clock()
             for channel, buf in list(self._buffers.items()):
                 self._purge(channel, buf, now)
-                if not buf.items and not buf.waiters:
+                if buf.idle():
                     del self._buffers[channel]
+            for inbox in [i for i in self._inboxes if i not in self._prefix_waiters]:
+                del self._inboxes[inbox]
 
     def clear(self) -> int:
         """Drop every queued payload, keep waiters waiting; return how many were dropped."""
         with self._lock:
-            dropped = sum(len(b.items) for b in self._buffers.values())
-            if self._on_remove is not None:
-                for channel, buf in self._buffers.items():
-                    if buf.items and buf.inbox is not None:
-                        self._on_remove(channel, len(buf.items))
-            kept = {c: b for c, b in self._buffers.items() if b.waiters}
-            for buf in kept.values():
-                buf.items.clear()
+            dropped = 0
+            kept: dict[str, Buffer] = {}
+            for channel, buf in self._buffers.items():
+                dropped += len(buf)
+                if self._on_remove is not None and buf.inbox is not None:
+                    counted = sum(entry[3] for entry in buf.entries())
+                    if counted:
+                        self._on_remove(channel, counted)
+                if buf.waiters or buf.woken:
+                    buf.first = buf.rest = None
+                    kept[channel] = buf
             self._buffers = kept
-            self._inboxes.clear()
+            for names in self._inboxes.values():
+                names.clear()
             self.counters.flushed += dropped
             return dropped
 
@@ -309,11 +349,13 @@ class LocalChannels:
         """Wake every waiter so it raises ChannelLayerClosed, and drop all buffers."""
         with self._lock:
             self._closed = True
-            queues = [b.waiters for b in self._buffers.values()]
-            queues.extend(self._prefix_waiters.values())
-            for queue in queues:
+            running = _get_running_loop()
+            for buf in self._buffers.values():
+                while buf.waiters:
+                    buf.wake_first(running)
+            for queue in self._prefix_waiters.values():
                 while queue:
-                    self._wake(queue)
+                    wake_first_of(queue, running)
             self._buffers.clear()
             self._inboxes.clear()
             self._prefix_waiters.clear()
@@ -321,27 +363,34 @@ class LocalChannels:
     def waiting(self, channel: str) -> int:
         """How many receivers wait on exactly this channel, in every loop."""
         buf = self._buffers.get(channel)
-        return len(buf.waiters) if buf is not None else 0
+        return len(listed(buf.waiters)) if buf is not None else 0
 
     def drain_unwatched(self, channel: str) -> list[tuple[float, bytes]]:
         """Take every queued (deadline, payload) of channel if nobody waits for it."""
         with self._lock:
             buf = self._buffers.get(channel)
-            if buf is None or buf.waiters or not buf.items:
+            if buf is None or buf.first is None or buf.watched():
                 return []
-            if any(not waiter.loop.is_closed() for waiter in buf.woken):
-                return []
-            taken = [(deadline, payload) for _, deadline, payload in buf.items]
-            buf.items.clear()
+            taken = [(deadline, payload) for _, deadline, payload, _ in buf.entries()]
+            buf.first = buf.rest = None
             self._emptied(channel, buf)
             return taken
+
+    def depths(self, watched: bool = False) -> dict[str, int]:
+        """Queued payloads per channel that has any (expired ones not yet swept count);
+        watched: also channels a receiver waits on, with what they hold (maybe 0)."""
+        with self._lock:
+            return {
+                c: len(b) for c, b in self._buffers.items() if len(b) or (watched and b.waiters)
+            }
 
     def snapshot(self) -> dict[str, int]:
         """Sizes for stats(): buffered channels, queued payloads, waiting receivers."""
         with self._lock:
+            buffers = self._buffers.values()
             return {
-                "channels": sum(1 for b in self._buffers.values() if b.items or b.waiters),
-                "queued": sum(len(b.items) for b in self._buffers.values()),
-                "waiting": sum(len(b.waiters) for b in self._buffers.values())
+                "channels": sum(1 for b in buffers if b.first is not None or b.waiters),
+                "queued": sum(len(b) for b in buffers),
+                "waiting": sum(len(listed(b.waiters)) for b in buffers)
                 + sum(len(q) for q in self._prefix_waiters.values()),
             }

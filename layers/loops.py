@@ -4,21 +4,32 @@ Connections and sockets belong to the loop that opened them. A layer used from s
 loops (async_to_sync in threads, asyncio.run per call) keeps one per loop, and an async
 generator registered with each loop closes that loop's one during its
 shutdown_asyncgens(), which asyncio.run, asyncio.Runner and asgiref all call.
+
+By then asyncio.run has cancelled every other task of that loop (its _cancel_all_tasks
+comes first): a resource whose I/O depends on background tasks (an AMQP connection's
+reader and writer, a reconnect task) no longer works there. The loop-shutdown closer
+must not wait on such I/O; it is bounded all the same, so no resource can hang a loop's
+shutdown (and with it the thread, or the process's exit, that runs the loop).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
-from typing import Generic, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Hashable, Iterable
+from functools import partial
+from typing import Any, Generic, TypeVar
 
-__all__ = ["PerLoop"]
+__all__ = ["LoopTasks", "PerLoop", "cancel_everywhere", "run_in_loop"]
 
 T = TypeVar("T")
 Loop = asyncio.AbstractEventLoop
+log = logging.getLogger("layers")
+# The longest a loop's shutdown waits for one resource's closer.
+SHUTDOWN_LIMIT = 5.0
 
 
 class PerLoop(Generic[T]):
@@ -78,7 +89,10 @@ class PerLoop(Generic[T]):
             yield
         finally:
             try:
-                await self._at_loop_shutdown(resource)
+                async with asyncio.timeout(SHUTDOWN_LIMIT):
+                    await self._at_loop_shutdown(resource)
+            except TimeoutError:
+                log.warning("closing %r at its loop's end took over %gs", resource, SHUTDOWN_LIMIT)
             finally:
                 with self._lock:
                     if self._made.get(loop) is resource:
@@ -103,14 +117,112 @@ class PerLoop(Generic[T]):
 
     async def aclose(self) -> None:
         """Close this loop's resource now, and other running loops' in their loop."""
-        here = asyncio.get_running_loop()
         for loop, resource in self.take_all():
-            if loop is here:
-                await self._close(resource)
-            elif loop.is_running() and not loop.is_closed():
-                # Wait for it: a close cut short when that loop stops could leave the
-                # resource open (a RedisCluster marks itself closed before it is).
-                # Bounded, in case that loop is itself waiting on this one.
-                done = asyncio.run_coroutine_threadsafe(self._close(resource), loop)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.wrap_future(done), 5)
+            # Waited for in another loop too: a close cut short when that loop stops
+            # could leave the resource open (a RedisCluster marks itself closed before
+            # it is). A stopped loop's resource is left to its finalizer.
+            await run_in_loop(loop, partial(self._close, resource))
+
+
+async def run_in_loop(
+    loop: Loop, run: Callable[[], Coroutine[Any, Any, None]], patience: float = 5
+) -> bool:
+    """Run run() in loop and wait for it; False (not called) if loop is not running.
+
+    Here, it is awaited. In another loop, it is waited for at most patience seconds and
+    its failure ignored: that loop may itself be waiting on this one, or stop meanwhile.
+    """
+    if loop is asyncio.get_running_loop():
+        await run()
+    elif loop.is_running() and not loop.is_closed():
+        done = asyncio.run_coroutine_threadsafe(run(), loop)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.wrap_future(done), patience)
+    else:
+        return False
+    return True
+
+
+def cancel_everywhere(tasks: Iterable[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
+    """Cancel tasks, each in its own loop (if still open: Task.cancel is not thread-safe);
+    return the running loop's unfinished ones, for the caller to await."""
+    here = asyncio.get_running_loop()
+    mine = []
+    for task in tasks:
+        loop = task.get_loop()
+        if loop is here:
+            task.cancel()
+            if not task.done():
+                mine.append(task)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+    return mine
+
+
+class LoopTasks:
+    """An owner's background tasks, each in the loop that started it.
+
+    A layer used from several loops starts its readers in whichever loop needs one;
+    its close() runs in one loop and must stop them all: that loop's are cancelled and
+    awaited, the others' are cancelled in their own loop (Task.cancel is not
+    thread-safe). Readers are kept by key, one per key; spawned tasks until done.
+    """
+
+    def __init__(self, on_failure: Callable[[BaseException], None] | None = None) -> None:
+        self._tasks: dict[Hashable, asyncio.Task[Any]] = {}
+        self._on_failure = on_failure
+
+    def alive(self, key: Hashable) -> bool:
+        """True if key's task is running, in a loop that is not closed."""
+        task = self._tasks.get(key)
+        return task is not None and not task.done() and not task.get_loop().is_closed()
+
+    def start(self, key: Hashable, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run coro as key's task in the running loop (in place of a finished one)."""
+        self.adopt(key, asyncio.get_running_loop().create_task(coro, name=name))
+
+    def adopt(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+        """Keep task, started by the caller in its loop, as key's task."""
+        self._tasks[key] = task
+
+    def forget(self, key: Hashable) -> None:
+        """Drop key's task from the set (it is finishing by itself)."""
+        self._tasks.pop(key, None)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run coro as a task of the running loop, kept until it is done; on_failure
+        hears why it failed, if it does."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks[task] = task
+        task.add_done_callback(self._spawned_done)
+        return task
+
+    def running_here(self) -> list[asyncio.Task[Any]]:
+        """The running loop's unfinished tasks."""
+        here = asyncio.get_running_loop()
+        return [t for t in list(self._tasks.values()) if t.get_loop() is here and not t.done()]
+
+    def _spawned_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(task, None)
+        error = None if task.cancelled() else task.exception()
+        if error is not None and self._on_failure is not None:
+            self._on_failure(error)
+
+    def cancel_all(self) -> list[asyncio.Task[Any]]:
+        """Cancel every task, each in its own loop; return the running loop's unfinished ones."""
+        return self._cancel(lambda task: True)
+
+    def cancel_here(self) -> list[asyncio.Task[Any]]:
+        """Cancel the running loop's tasks only; return those unfinished."""
+        here = asyncio.get_running_loop()
+        return self._cancel(lambda task: task.get_loop() is here)
+
+    def _cancel(self, which: Callable[[asyncio.Task[Any]], bool]) -> list[asyncio.Task[Any]]:
+        chosen = [(key, task) for key, task in list(self._tasks.items()) if which(task)]
+        for key, _ in chosen:
+            self._tasks.pop(key, None)
+        return cancel_everywhere(task for _, task in chosen)
+
+    async def aclose(self) -> None:
+        """Cancel every task; wait for the running loop's to finish."""
+        await asyncio.gather(*self.cancel_all(), return_exceptions=True)

@@ -14,13 +14,14 @@ import atexit
 import concurrent.futures
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from .base import ChannelLayer
 from .config import get_channel_layer, layer_from_url
 from .exceptions import ChannelLayerClosed, ChannelLayerError, ConfigError
+from .figures import Figures
 
 __all__ = ["SyncChannelLayer"]
 
@@ -124,6 +125,14 @@ class SyncChannelLayer:
         """Send message to channel; raise ChannelFull if it is at capacity."""
         self._call(self.layer.send(channel, message))
 
+    def send_many(self, items: Iterable[tuple[str, Message]]) -> list[BaseException | None]:
+        """Send each (channel, message); per item None if stored, else its error."""
+        return self._call(self.layer.send_many(list(items)))
+
+    def group_send_many(self, items: Iterable[tuple[str, Message]]) -> list[BaseException | None]:
+        """group_send each (group, message); per item None, else its error."""
+        return self._call(self.layer.group_send_many(list(items)))
+
     def group_send(self, group: str, message: Message) -> None:
         """Send message to every member of group."""
         self._call(self.layer.group_send(group, message))
@@ -157,6 +166,10 @@ class SyncChannelLayer:
     def stats(self) -> dict[str, Any]:
         """The layer's counters."""
         return self.layer.stats()
+
+    def figures(self, top: int = 10) -> Figures:
+        """The whole deployment's figures (see ChannelLayer.figures)."""
+        return self._call(self.layer.figures(top))
 
     def close(self) -> None:
         """Stop the loop thread (closing the layer if this object made it)."""

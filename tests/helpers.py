@@ -37,6 +37,11 @@ CROSS_PROCESS_BACKENDS = ["redis", "ipc", "rabbitmq"]
 """Backends whose layers in separate OS processes share channels and groups."""
 
 
+def with_prefix(url: str, prefix: str) -> str:
+    """url with a prefix query option added."""
+    return f"{url}{'&' if '?' in url else '?'}prefix={prefix}"
+
+
 def cross_process_config(request: Any, backend: str, prefix: str) -> tuple[dict[str, Any], str]:
     """(a CHANNEL_LAYERS entry, the URL of the same layer) on backend's test server.
 
@@ -56,5 +61,37 @@ def cross_process_config(request: Any, backend: str, prefix: str) -> tuple[dict[
         server = request.getfixturevalue("amqp_url")
         config = {"url": server, "prefix": prefix}
         path = "layers.rabbitmq.RabbitMQChannelLayer"
-    sep = "&" if "?" in server else "?"
-    return {"BACKEND": path, "CONFIG": config}, f"{server}{sep}prefix={prefix}"
+    return {"BACKEND": path, "CONFIG": config}, with_prefix(server, prefix)
+
+
+async def figures_elsewhere(layer: str | dict[str, Any], top: int = 10) -> dict[str, Any]:
+    """`chanlayers stats --json` run in a fresh process: the figures it reads of layer,
+    a URL or a CHANNEL_LAYERS entry (for what no URL says, e.g. several Redis shards)."""
+    import asyncio
+    import json
+    import os
+    import sys
+
+    env = dict(os.environ)
+    if isinstance(layer, str):
+        which = ["--layer", layer]
+    else:
+        env["CHANNEL_LAYERS"] = json.dumps({"default": layer})
+        which = []
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "layers",
+        "stats",
+        "--json",
+        "--top",
+        str(top),
+        *which,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    found: dict[str, Any] = json.loads(out)
+    return found

@@ -23,7 +23,7 @@ class RelayingRedisChannelLayer(RedisChannelLayer):
     contract suite exercising the inbox path (scripts, batches, depth counts) too.
     """
 
-    def _delivers_here(self, channel: str) -> bool:
+    def delivers_here(self, channel: str) -> bool:
         return False
 
 

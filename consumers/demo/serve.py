@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from layers import layer_from_url
 from layers.cli_commands import CommandFailed
-from layers.config import available_backends
+from layers.config import available_backends, install_hint
 
-__all__ = ["DemoPlan", "plan", "probe_layer", "serve"]
+from .app import ALLOWED_HOSTS_ENV, LOCAL_HOSTS
+
+__all__ = ["DemoPlan", "group_send_hint", "plan", "probe_layer", "serve"]
 
 IPC_URL = "ipc://chanlayers-demo"
 APP = "consumers.demo.app:make_app"
@@ -56,6 +59,14 @@ def probe_layer(url: str) -> None:
     asyncio.run(_probe(url))
 
 
+def group_send_hint(layer: str) -> str:
+    """A group-send command that works as printed, in a new shell without the venv on PATH."""
+    script = os.path.join(os.path.dirname(sys.executable), "chanlayers")
+    program = [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "layers"]
+    message = '{"type": "chat.message", "text": "hi", "user": "ops"}'
+    return shlex.join([*program, "group-send", "room.lobby", message, "--layer", layer])
+
+
 def _websocket_impl() -> str:
     """uvicorn's ws= choice: websockets' sans-I/O protocol where this uvicorn has it."""
     import uvicorn.config
@@ -77,13 +88,22 @@ def serve(
     except ImportError as error:
         raise CommandFailed(
             f"the chat demo server needs {error.name or 'uvicorn'}, which is not installed: "
-            "pip install 'chanlayers[server]' websockets"
+            f"{install_hint('server')}"
         ) from None
     chosen = plan(layer, workers)
     probe_layer(chosen.layer)
     # Each worker process builds its own layer from the environment it inherits.
     os.environ["CHANNEL_LAYER_URL"] = chosen.layer
     os.environ.pop("CHANNEL_LAYERS", None)
+    if ALLOWED_HOSTS_ENV in os.environ:
+        pass
+    elif host in {"0.0.0.0", "::", ""}:
+        say(
+            f"note: the chat accepts pages from {', '.join(LOCAL_HOSTS)} only; set "
+            f"{ALLOWED_HOSTS_ENV}=<name other browsers use> to let them in"
+        )
+    else:
+        os.environ[ALLOWED_HOSTS_ENV] = ",".join(sorted({*LOCAL_HOSTS, host}))
     for note in chosen.notes:
         say(f"note: {note}")
     shown = "localhost" if host in {"127.0.0.1", "::1"} else host
@@ -94,11 +114,7 @@ def serve(
     if chosen.layer.partition("://")[0].lower() in {"memory", "inmemory"}:
         say("(memory:// is private to the server process: chanlayers group-send cannot reach it)")
     else:
-        message = '{"type": "chat.message", "text": "hi", "user": "ops"}'
-        say(
-            f"from another terminal: chanlayers group-send room.lobby '{message}' "
-            f"--layer '{chosen.layer}'"
-        )
+        say(f"from another terminal: {group_send_hint(chosen.layer)}")
     sys.stdout.flush()
     uvicorn.run(
         APP,

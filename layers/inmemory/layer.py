@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Coroutine, Mapping
+from types import MappingProxyType
 from typing import Any
 
-from ..base import ChannelLayer, GroupSendResult
-from ..exceptions import ChannelFull
-from ..local import LocalChannels
-from .groups import GroupRegistry
+from ..base import ChannelLayer, GroupSendResult, sweep_interval
+from ..capacity import channel_full
+from ..figures import Figures, process_counters, top
+from ..groups import GroupRegistry
+from ..local import Capacity, LocalChannels
 
 __all__ = ["InMemoryChannelLayer"]
-
-# Expired messages and memberships are swept at most this often, and at least twice
-# per expiry period, so that idle state never outlives its expiry by much.
-_MAX_SWEEP_INTERVAL = 30.0
 
 
 class InMemoryChannelLayer(ChannelLayer):
@@ -22,9 +21,21 @@ class InMemoryChannelLayer(ChannelLayer):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        interval = min(self.expiry, self.group_expiry, _MAX_SWEEP_INTERVAL) / 2
+        interval = sweep_interval(self.expiry, self.group_expiry)
         self._local = LocalChannels(self.counters, sweep_interval=interval)
         self._groups = GroupRegistry()
+        self._member_capacity: Capacity = self.capacity_rules.shared
+
+    @property
+    def channels(self) -> Mapping[str, int]:
+        """Read-only: channel -> messages queued, for every channel that holds messages or
+        has a receiver waiting (channels' attribute, which user tests read)."""
+        return MappingProxyType(self._local.depths(watched=True))
+
+    @property
+    def groups(self) -> Mapping[str, Mapping[str, float]]:
+        """Read-only: group -> {channel: monotonic membership deadline}, as channels' attribute."""
+        return self._groups.view()
 
     def _maybe_sweep(self, now: float) -> None:
         if self._local.maybe_sweep():
@@ -35,11 +46,15 @@ class InMemoryChannelLayer(ChannelLayer):
         self._maybe_sweep(now)
         capacity = self.capacity_rules(channel)
         if not self._local.put(channel, payload, now + self.expiry, capacity):
-            raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
+            raise channel_full(channel, capacity)
 
-    async def _receive(self, channel: str) -> bytes:
+    def _receive_now(self, channel: str) -> bytes | None:
+        return self._local.take(channel)
+
+    def _receive(self, channel: str) -> Coroutine[Any, Any, bytes]:
+        # Not a coroutine itself: an idle receiver then holds one frame less.
         self._maybe_sweep(time.monotonic())
-        return await self._local.get(channel)
+        return self._local.get(channel)
 
     async def _group_add(self, group: str, channel: str) -> None:
         now = time.monotonic()
@@ -52,15 +67,9 @@ class InMemoryChannelLayer(ChannelLayer):
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
         now = time.monotonic()
         self._maybe_sweep(now)
-        deadline = now + self.expiry
-        delivered = dropped = 0
-        put, capacity = self._local.put, self.capacity_rules
-        for channel in self._groups.members(group, now):
-            if put(channel, payload, deadline, capacity(channel)):
-                delivered += 1
-            else:
-                dropped += 1
-        return delivered, dropped
+        members = self._groups.members(group, now)
+        full = self._local.put_many(members, payload, now + self.expiry, self._member_capacity)
+        return len(members) - len(full), len(full)
 
     async def _group_channels(self, group: str) -> list[str]:
         return self._groups.members(group, time.monotonic())
@@ -72,6 +81,22 @@ class InMemoryChannelLayer(ChannelLayer):
     async def _close(self) -> None:
         self._local.close()
         self._groups.clear()
+
+    async def _figures(self, limit: int) -> Figures:
+        # One process is the whole deployment: its counters are the deployment's.
+        self._maybe_sweep(time.monotonic())
+        depths, sizes = self._local.depths(), self._groups.sizes()
+        return Figures(
+            backend=type(self).__name__,
+            prefix=self.prefix,
+            scope="deployment",
+            counters=process_counters(self.stats()),
+            queued=sum(depths.values()),
+            groups=len(sizes),
+            members=sum(sizes.values()),
+            deepest=top(depths, limit),
+            largest_groups=top(sizes, limit),
+        )
 
     def _stats(self) -> dict[str, Any]:
         return {**self._local.snapshot(), "groups": len(self._groups)}

@@ -9,15 +9,13 @@ decoded by version, so an unchanged group or directory is decoded once.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgpack
 
-if TYPE_CHECKING:
-    from .state import State
-
-__all__ = ["GroupCache", "Groups"]
+__all__ = ["GroupCache", "Groups", "Heap"]
 
 _CACHE_SIZE = 4096
 
@@ -30,10 +28,26 @@ class GroupCache:
         self.directory: tuple[int, dict[str, list[int]]] = (-1, {})
 
 
+class Heap(Protocol):
+    """What Groups needs of the index it is part of (state.State): its dict and heap."""
+
+    d: dict[str, Any]
+    mm: mmap.mmap
+
+    def alloc_raw(self, size: int) -> int | None:
+        """The offset of size free heap bytes, or None if the heap is full."""
+
+    def release_raw(self, offset: int, size: int) -> None:
+        """Free heap bytes at commit."""
+
+    def next_seq(self) -> int:
+        """A new version number."""
+
+
 class Groups:
     """The groups of one index: group -> {channel: membership deadline}."""
 
-    def __init__(self, state: State, cache: GroupCache) -> None:
+    def __init__(self, state: Heap, cache: GroupCache) -> None:
         self._state = state
         self._cache = cache
         self._where: dict[str, list[int]] | None = None  # group -> [offset, size, version]

@@ -12,71 +12,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
-import threading
 import time
-from typing import TYPE_CHECKING
+import weakref
+from contextlib import AbstractContextManager
+from typing import Protocol
 
+from ..counters import Counters
 from ..exceptions import ChannelLayerClosed, ChannelLayerError
-from ..naming import LOCAL_PARTS
+from ..figures import Tally
+from ..inbox import ProcessInbox
+from .figures import fold_counts
+from .region import Txn
+from .wakeup import Wakers
 
-if TYPE_CHECKING:
-    from .layer import IPCChannelLayer
-
-__all__ = ["Acks", "read_inbox"]
+__all__ = ["InboxOwner", "flush_acks", "read_inbox", "sync_counts_later"]
 
 log = logging.getLogger("layers.ipc")
-UNBOUNDED = sys.maxsize  # capacity was enforced in the region when the message was sent
 _BATCH = 256
 
 
-class Acks:
-    """Depth counts to release in the region, gathered from any thread."""
+class InboxOwner(Protocol):
+    """What reading an inbox uses of the layer that owns it."""
 
-    def __init__(self) -> None:
-        self._pending: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._scheduled = False
+    wakers: Wakers
+    counters: Counters
+    tally: Tally
+    inbox: ProcessInbox
 
-    def add(self, channel: str, count: int) -> bool:
-        """Note count messages of channel left the buffers; True if a flush should be set up."""
-        with self._lock:
-            self._pending[channel] = self._pending.get(channel, 0) + count
-            if self._scheduled:
-                return False
-            self._scheduled = True
-            return True
+    @property
+    def closed(self) -> bool:
+        """True once the layer is closed."""
 
-    def take(self) -> dict[str, int]:
-        """Everything pending (the caller releases it or gives it back)."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            self._scheduled = False
-            return pending
-
-    def give_back(self, counts: dict[str, int]) -> None:
-        """Re-queue counts that could not be released."""
-        with self._lock:
-            for channel, count in counts.items():
-                self._pending[channel] = self._pending.get(channel, 0) + count
+    def txn(self) -> AbstractContextManager[Txn]:
+        """A region transaction that also releases pending depth counts."""
 
 
-def deliver(layer: IPCChannelLayer, inbox: str, entries: list[tuple[float, bytes]]) -> None:
-    """Put inbox entries into the local buffers of the channels each one names."""
-    put = layer.local.put
-    for deadline, entry in entries:
-        newline = entry.find(b"\n")
-        if newline < 0 or not LOCAL_PARTS.fullmatch(entry, 0, newline):
-            # Not written by a layer (a foreign or broken writer): drop and count it.
-            layer.counters.dropped_undecodable += 1
-            log.warning("dropped a malformed entry of inbox %s: %r", inbox, entry[:40])
-            continue
-        payload = entry[newline + 1 :]
-        for part in entry[:newline].decode().split(","):
-            put(inbox + part, payload, deadline, UNBOUNDED)
-
-
-async def read_inbox(layer: IPCChannelLayer, inbox: str) -> None:
+async def read_inbox(layer: InboxOwner, inbox: str) -> None:
     """The one reader of an inbox: entries into the local buffers, as they arrive.
 
     Taking entries and buffering them happen with no await between, so cancelling the
@@ -88,7 +59,7 @@ async def read_inbox(layer: IPCChannelLayer, inbox: str) -> None:
         return
 
 
-async def _read(layer: IPCChannelLayer, inbox: str) -> None:
+async def _read(layer: InboxOwner, inbox: str) -> None:
     waker = await layer.wakers.here()
     while not layer.closed:
         with layer.txn() as txn:
@@ -99,17 +70,39 @@ async def _read(layer: IPCChannelLayer, inbox: str) -> None:
                 txn.state.watch(inbox, waker.ident)
                 txn.changed = True
         layer.counters.dropped_expired += expired
-        deliver(layer, inbox, entries)
-        layer.local.maybe_sweep()
+        deliver = layer.inbox.fanout.deliver
+        for deadline, entry in entries:
+            deliver(inbox, entry, deadline)
+        layer.inbox.local.maybe_sweep()
         if entries:
             await asyncio.sleep(0)  # let receivers take between batches
         else:
             await waker.wait(inbox)
 
 
-def flush_acks(layer: IPCChannelLayer) -> None:
+def flush_acks(layer: InboxOwner) -> None:
     """Release pending depth counts now (a loop callback set up by Acks.add)."""
     if layer.closed:
         return
     with contextlib.suppress(ChannelLayerError), layer.txn():
         pass  # every transaction releases what is pending
+
+
+def _sync_counts(layer: InboxOwner) -> None:
+    if layer.closed or not layer.tally.pending():
+        return
+    with contextlib.suppress(ChannelLayerError), layer.txn() as txn:
+        fold_counts(layer.tally, txn)
+
+
+def sync_counts_later(layer: InboxOwner, delay: float) -> None:
+    """Add the layer's pending counts to the region's in delay seconds, unless it is gone
+    by then (a timer holding it would keep a layer dropped without close() alive, and its
+    region with it)."""
+    ref = weakref.ref(layer)
+
+    def later() -> None:
+        if (alive := ref()) is not None:
+            _sync_counts(alive)
+
+    asyncio.get_running_loop().call_later(delay, later)

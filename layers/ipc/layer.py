@@ -8,34 +8,49 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
-from functools import partial
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..base import ChannelLayer, GroupSendResult
+from ..base import ChannelLayer, GroupSendResult, sweep_interval
+from ..capacity import channel_full
 from ..exceptions import BackendNotAvailable, ChannelFull, ConfigError
-from ..local import LocalChannels
+from ..figures import Figures, Tally
+from ..inbox import ProcessInbox
 from ..naming import check_prefix, non_local_name
-from .files import default_directory
-from .inbox import Acks, flush_acks, read_inbox
-from .region import DEFAULT_SIZE, Region, Txn
+from ..options import Option, Options, as_given, at_least, options_from_query
+from .access import Access, default_directory
+from .figures import SYNC_DELAY, fold_counts, region_figures
+from .files import WAKE
+from .inbox import flush_acks, read_inbox, sync_counts_later
+from .region import DEFAULT_SIZE, MIN_SIZE, Region, Txn
 from .state import State, owner
-from .wakeup import Notifier, Wakers
+from .wakeup import Notifier, Wakers, check_address
 
 __all__ = ["IPCChannelLayer"]
 
 log = logging.getLogger("layers.ipc")
-_MAX_SWEEP_INTERVAL = 30.0
+
+
+def _directory(name: str, value: object) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise ConfigError(f"{name} must be a directory path, got {value!r}")
+    return Path(value)
 
 
 class IPCChannelLayer(ChannelLayer):
     """Channel layer in a shared-memory region: every layer opened with one name shares it.
 
     The region is named by ``name`` (default: the prefix) and lives in
-    /dev/shm/chanlayers-<name>, or in the directory ``path``. ``size`` (default 32 MiB,
-    used when the region is created) bounds what it can hold. Linux only.
+    /dev/shm/chanlayers-<uid>/<name>, or in the directory ``path``. It belongs to the
+    user running the layer, with no access for others; ``group`` (a name or gid)
+    shares it with that group's members on purpose, in /dev/shm/chanlayers-g<gid>/<name>.
+    A directory or file of it that is another user's, open to others, or a symbolic
+    link is refused with a ConfigError (access.py). ``size`` (default 32 MiB, used when
+    the region is created) bounds what it can hold. Linux only.
 
     The region outlives its users as a server would: messages on normal channels wait
     for a later process until they expire, and groups keep their members for
@@ -49,43 +64,69 @@ class IPCChannelLayer(ChannelLayer):
     (every min(expiry, group_expiry, 30 s) / 2); until then sends to it are queued.
     """
 
-    def __init__(
-        self,
-        *,
-        name: str | None = None,
-        path: str | os.PathLike[str] | None = None,
-        size: int = DEFAULT_SIZE,
-        **options: Any,
-    ) -> None:
+    OPTIONS = Options(
+        Option(
+            "name",
+            lambda name, value: value if value is None else check_prefix(value, name),
+            None,
+            "the region: every layer opened with one name on the host shares it "
+            "(default: the prefix)",
+        ),
+        Option("path", _directory, None, "a directory for the region, instead of a `name`"),
+        Option(
+            "size",
+            at_least(MIN_SIZE, "bytes"),
+            DEFAULT_SIZE,
+            "bytes the region holds; the size given when it is created wins",
+        ),
+        Option(
+            "group",
+            as_given,
+            None,
+            "a group name or gid whose members share the region on purpose (default: "
+            "the user's own region, open to nobody else)",
+        ),
+        extends=ChannelLayer.OPTIONS,
+    )
+    """The options of IPCChannelLayer."""
+
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         if not sys.platform.startswith("linux"):
-            # Wake-ups use Linux's abstract socket namespace; see wakeup.py.
+            # Wake-ups reach sockets through /proc/self/fd; see wakeup.py.
             raise BackendNotAvailable(f"IPCChannelLayer needs Linux, not {sys.platform}")
+        name, path = self.options["name"], self.options["path"]
+        access = Access.of(self.options["group"])
         if path is not None:
             if name is not None:
                 raise ConfigError("give the IPC region a name or a path, not both")
-            if not isinstance(path, str | os.PathLike) or not str(path):
-                raise ConfigError(f"path must be a directory path, got {path!r}")
-            directory = Path(path)
+            directory = path
         else:
             region_name = self.prefix if name is None else name
-            directory = default_directory(check_prefix(region_name, "name"))
-        self.region = Region(directory, size, self.client_id)
-        self.notifier = Notifier()
-        self.wakers = Wakers(self.client_id, self._used_watches)
-        self._sweep_interval = min(self.expiry, self.group_expiry, _MAX_SWEEP_INTERVAL) / 2
-        self.acks = Acks()
-        self.local = LocalChannels(
-            self.counters, sweep_interval=self._sweep_interval, on_remove=self._on_remove
+            directory = default_directory(region_name, access)
+        check_address(directory / WAKE, self.client_id)
+        self.region = Region(directory, self.options["size"], self.client_id, access)
+        self.notifier = Notifier(self.region.dir.wake)
+        self.wakers = Wakers(
+            self.client_id, self._used_watches, self.region.dir.wake, access.file_mode
         )
-        self._readers: dict[str, asyncio.Task[None]] = {}
+        self._sweep_interval = sweep_interval(self.expiry, self.group_expiry)
+        self.inbox = ProcessInbox(
+            self.counters,
+            self._sweep_interval,
+            self._acks_pending,
+            self._start_reader,
+            self._check_open,
+            self.capacity_rules,
+        )
+        self.acks, self.local = self.inbox.acks, self.inbox.local
         self._next_sweep = time.monotonic() + self._sweep_interval
+        self.tally = Tally(lambda: self.counters.shared(self.region.dropped_dead_owner))
+        self._sync_due = 0.0
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> IPCChannelLayer:
         """A layer from ipc://<name>?option=value, or ipc:///a/directory for a path."""
-        from ..config import options_from_query
-
         parts = urlsplit(url)
         options: dict[str, Any] = {**options_from_query(parts.query), **overrides}
         if parts.netloc:
@@ -102,7 +143,8 @@ class IPCChannelLayer(ChannelLayer):
     def txn(self) -> Iterator[Txn]:
         """A region transaction that also releases pending depth counts, sweeps now and
         then, and wakes the receivers whose watches it used up."""
-        acks = self.acks.take()
+        acks = self.acks.take_all()
+        txn: Txn | None = None
         try:
             with self.region.transaction() as txn:
                 if acks:
@@ -122,24 +164,32 @@ class IPCChannelLayer(ChannelLayer):
                     self.notifier.wake(txn.wake)
         except BaseException:
             if acks:
-                self.acks.give_back(acks)
+                self.acks.give_back_all(acks)
+            if txn is not None and txn.counted:
+                self.tally.give_back(txn.counted)
             raise
+        if txn.changed:
+            self._sync_soon()
 
-    def _on_remove(self, channel: str, count: int) -> None:
+    def _sync_soon(self) -> None:
+        # What this process counts reaches the region within SYNC_DELAY, in one commit
+        # for all: folding counts into every transaction cost W1 a few per cent.
+        if (now := time.monotonic()) < self._sync_due:
+            return
+        with contextlib.suppress(RuntimeError):  # no loop: the next transaction does
+            sync_counts_later(self, SYNC_DELAY)
+            self._sync_due = now + SYNC_DELAY
+
+    def _acks_pending(self, inbox: str) -> None:
         # Messages of a local channel left the buffers: release their capacity soon,
         # in one transaction for everything that leaves meanwhile.
-        if self.acks.add(channel, count):
-            with contextlib.suppress(RuntimeError):  # no loop: the next transaction does
-                asyncio.get_running_loop().call_soon(flush_acks, self)
+        with contextlib.suppress(RuntimeError):  # no loop: the next transaction does
+            asyncio.get_running_loop().call_soon(flush_acks, self)
 
-    def _ensure_reader(self, inbox: str) -> None:
-        task = self._readers.get(inbox)
-        if task is not None and not task.done() and not task.get_loop().is_closed():
-            return
-        self._check_open()
-        self._readers[inbox] = asyncio.get_running_loop().create_task(
-            read_inbox(self, inbox), name=f"chanlayers ipc inbox {inbox}"
-        )
+    def _start_reader(
+        self, inbox: str, loop: asyncio.AbstractEventLoop
+    ) -> tuple[asyncio.Task[None]]:
+        return (loop.create_task(read_inbox(self, inbox), name=f"chanlayers ipc inbox {inbox}"),)
 
     def _purge(self, txn: Txn, channel: str, now: float) -> None:
         expired = txn.state.purge(channel, now)
@@ -181,9 +231,7 @@ class IPCChannelLayer(ChannelLayer):
                     self._purge(txn, inbox, now)
                     depth = state.local_depth(channel)
                 if depth >= capacity:
-                    error = ChannelFull(
-                        f"channel {channel!r} is at its capacity of {capacity} messages"
-                    )
+                    error = channel_full(channel, capacity)
                 elif (
                     state.push(channel, now + self.expiry, payload)
                     if inbox is None
@@ -201,12 +249,18 @@ class IPCChannelLayer(ChannelLayer):
             if not region_full or not self._sweep_for_room():
                 raise error
 
-    async def _receive(self, channel: str) -> bytes:
-        if "!" in channel:
-            self.require_own(channel)
-            inbox = non_local_name(channel)
-            self._ensure_reader(inbox)
-            return await self.local.get(channel, partial(self._ensure_reader, inbox))
+    def _receive_now(self, channel: str) -> bytes | None:
+        return self.local.take(channel) if "!" in channel else None
+
+    def _receive(self, channel: str) -> Coroutine[Any, Any, bytes]:
+        # Not a coroutine itself for a local channel: an idle receiver holds one frame less.
+        if "!" not in channel:
+            return self._receive_normal(channel)
+        self.require_own(channel)
+        # get() runs the hook (ensure_reader) before it waits: nothing to start here.
+        return self.local.get(channel, self.inbox.reader_hook(non_local_name(channel)))
+
+    async def _receive_normal(self, channel: str) -> bytes:
         waker = await self.wakers.here()
         while True:
             self._check_open()
@@ -225,7 +279,7 @@ class IPCChannelLayer(ChannelLayer):
             await waker.wait(channel)
 
     async def _new_channel(self, name: str) -> None:
-        self._ensure_reader(non_local_name(name))
+        self.inbox.ensure_reader(non_local_name(name))
 
     async def _group_add(self, group: str, channel: str) -> None:
         with self.txn() as txn:
@@ -280,16 +334,14 @@ class IPCChannelLayer(ChannelLayer):
                     self._dead_owner(inbox, len(channels))
                     continue
                 self._purge(txn, inbox, now)
-                room = [c for c in channels if state.local_depth(c) < capacity(c)]
-                dropped += len(channels) - len(room)
-                parts = [c[len(inbox) :] for c in room]
-                if not room:
-                    continue
-                if state.push_local(inbox, parts, deadline, payload):
+                # Counted nowhere here: the owner caps each channel's buffer at its
+                # capacity, and drops and counts what does not fit (issue 14).
+                parts = [c[len(inbox) :] for c in channels]
+                if state.push_local(inbox, parts, deadline, payload, counted=False):
                     state.take_watchers(inbox, txn.wake)
-                    delivered += len(room)
+                    delivered += len(channels)
                 else:
-                    dropped += self._no_room(txn, group, room, payload)
+                    dropped += self._no_room(txn, group, channels, payload)
             txn.changed = True
         return delivered, dropped
 
@@ -315,19 +367,18 @@ class IPCChannelLayer(ChannelLayer):
             txn.changed = True
 
     async def _close(self) -> None:
-        here = asyncio.get_running_loop()
-        readers = list(self._readers.values())
-        self._readers.clear()
+        readers = self.inbox.readers.cancel()
         self.local.close()
-        for task in readers:
-            if task.get_loop() is here:
-                task.cancel()
-            elif not task.get_loop().is_closed():
-                task.get_loop().call_soon_threadsafe(task.cancel)
-        await asyncio.gather(*[t for t in readers if t.get_loop() is here], return_exceptions=True)
+        await asyncio.gather(*readers, return_exceptions=True)
         self.wakers.close()
         self.notifier.close()
-        self.counters.dropped_expired += self.region.close()
+        self.counters.dropped_expired += self.region.close(self.tally.take())
+
+    async def _figures(self, limit: int) -> Figures:
+        with self.txn() as txn:
+            fold_counts(self.tally, txn)  # this process's latest counts too
+            now = time.monotonic()
+            return region_figures(type(self).__name__, self.prefix, txn.state, now, limit)
 
     def _stats(self) -> dict[str, Any]:
         # dropped_dead_owner: messages for process-local channels whose layer had

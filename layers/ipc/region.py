@@ -34,14 +34,16 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
-from ..exceptions import ChannelFull, ChannelLayerClosed, ChannelLayerError, ConfigError
-from .files import DATA, RegionDir
+from ..exceptions import ChannelFull, ChannelLayerClosed, ChannelLayerError
+from ..figures import add_counts
+from .access import Access
+from .files import RegionDir
 from .groups import GroupCache
 from .state import State
 
@@ -87,6 +89,7 @@ class Txn:
         self.state = state
         self.changed = False
         self.wake: set[str] = set()
+        self.counted: dict[str, int] = {}  # this process's counts added to the index
 
     def full(self, what: str) -> ChannelFull:
         """The error for a region with no room, which says it is the region, not a channel."""
@@ -102,12 +105,8 @@ class Txn:
 class Region:
     """A mapped region and this participant's place in it."""
 
-    def __init__(self, path: Path, size: int, client_id: str) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE:
-            raise ConfigError(
-                f"size must be a whole number of at least {MIN_SIZE} bytes, got {size!r}"
-            )
-        self.dir = RegionDir(path)
+    def __init__(self, path: Path, size: int, client_id: str, access: Access) -> None:
+        self.dir = RegionDir(path, access)
         self.client_id = client_id
         self._lock = threading.Lock()
         self._cache: tuple[int, int, State] | None = None
@@ -129,12 +128,12 @@ class Region:
         self.dir.unlock()
         # A layer dropped without close() must not look alive for ever: closing its
         # liveness file lets the others reap it.
-        self._abandon = weakref.finalize(self, _close_fds, self._member_fd, self.dir.fd)
+        self._abandon = weakref.finalize(self, _close_fds, self._member_fd, *self.dir.descriptors())
 
     # -- opening and closing -------------------------------------------------------------
 
     def _map(self, size: int) -> tuple[mmap.mmap, int]:
-        fd = os.open(self.dir.path / DATA, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = self.dir.open_data()
         try:
             existing = os.fstat(fd).st_size
             if existing >= MIN_SIZE:
@@ -203,6 +202,8 @@ class Region:
                 self.recovered,
                 self.dropped_dead_owner,
             )
+        if self.dropped_dead_owner:
+            add_counts(state.c, {"dropped_dead_owner": self.dropped_dead_owner})
         state.p[self.client_id] = os.getpid()
         self._commit(state)
 
@@ -213,9 +214,10 @@ class Region:
                 self.dropped_dead_owner += txn.state.drop_client(client, time.monotonic())
                 txn.changed = True
 
-    def close(self) -> int:
+    def close(self, counted: Mapping[str, int] | None = None) -> int:
         """Leave the region; the last live user removes it if it holds nothing receivable.
 
+        counted: what this user counted and has not yet added to the region's counters.
         Returns how many expired messages the last user swept out.
         """
         with self._lock:
@@ -227,6 +229,7 @@ class Region:
                 txn = Txn(self, self._load())
                 state = txn.state
                 now = time.monotonic()
+                dead_before = self.dropped_dead_owner
                 self.dropped_dead_owner += state.drop_client(self.client_id, now)
                 self.reap(txn)
                 expired = 0
@@ -235,6 +238,10 @@ class Region:
                     # groups wait for the next user, as a server would keep them.
                     self.dropped_dead_owner += state.drop_orphans(now)
                     expired = state.sweep(now)
+                add_counts(state.c, counted or {})
+                dropped = {"dropped_expired": expired}
+                dropped["dropped_dead_owner"] = self.dropped_dead_owner - dead_before
+                add_counts(state.c, {name: n for name, n in dropped.items() if n})
                 self.closed = True
                 empty = not state.p and not state.holds_messages()
                 try:

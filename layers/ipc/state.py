@@ -22,6 +22,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from ..inbox import pack_entry
 from .groups import GroupCache, Groups
 
 __all__ = ["NODE", "State", "owner"]
@@ -55,12 +56,14 @@ class State:
         # Process-local channel -> messages sent to it and not yet taken by its owner
         # (in its inbox here, or in the owner's local buffers): its capacity count.
         self.dp: dict[str, int] = data["dp"]
+        # The deployment's counters (figures.SHARED_COUNTERS), added to by every user.
+        self.c: dict[str, int] = data.setdefault("c", {})
         self._freed: list[tuple[int, int]] = []
 
     @classmethod
     def fresh(cls, mm: mmap.mmap, heap_start: int, heap_end: int, cache: GroupCache) -> State:
         """An empty index over the heap [heap_start, heap_end)."""
-        data = {"seq": 0, "q": {}, "gd": None, "w": {}, "p": {}, "dp": {}}
+        data = {"seq": 0, "q": {}, "gd": None, "w": {}, "p": {}, "dp": {}, "c": {}}
         data["heap"] = [heap_start, heap_end]
         data["free"] = [[heap_start, heap_end - heap_start]]
         return cls(data, mm, cache)
@@ -170,8 +173,9 @@ class State:
         while channel in self.q and self._head(channel)[2] <= now:
             offset, size = self._drop_head(channel)
             if inbox:
-                parts = self._parts(offset, size)
-                self.ack({channel + part: 1 for part in parts})
+                parts, counted = self._parts(offset, size)
+                if counted:
+                    self.ack({channel + part: 1 for part in parts})
                 dropped += len(parts)
             else:
                 dropped += 1
@@ -192,21 +196,28 @@ class State:
         """Messages for a process-local channel not yet taken by its owner."""
         return self.dp.get(channel, 0)
 
-    def push_local(self, inbox: str, parts: list[str], deadline: float, payload: bytes) -> bool:
-        """Queue one entry for the local channels inbox+part; False if no room."""
-        entry = ",".join(parts).encode() + b"\n" + payload
+    def push_local(
+        self, inbox: str, parts: list[str], deadline: float, payload: bytes, counted: bool = True
+    ) -> bool:
+        """Queue one entry for the local channels inbox+part; False if no room.
+        counted=False (a group message): no depth count, the owner caps its buffers."""
+        entry = pack_entry(parts, payload, counted)
         if not self.push(inbox, deadline, entry):
             return False
+        if not counted:
+            return True
         for part in parts:
             channel = inbox + part
             self.dp[channel] = self.dp.get(channel, 0) + 1
         return True
 
-    def _parts(self, offset: int, size: int) -> list[str]:
+    def _parts(self, offset: int, size: int) -> tuple[list[str], bool]:
+        """The local parts an inbox entry names, and whether their depth was counted."""
         start = offset + NODE.size
-        head = self.mm[start : start + min(size, 4096)]
+        head = self.mm[start : start + min(size, 4096)].partition(b"\n")[0]
+        counted = not head.startswith(b"*")
         # A record a foreign writer left without a header still counts as one message.
-        return head.partition(b"\n")[0].decode(errors="replace").split(",")
+        return head[not counted :].decode(errors="replace").split(","), counted
 
     def pop_inbox(
         self, inbox: str, now: float, limit: int
@@ -237,7 +248,7 @@ class State:
         inbox = channel.endswith("!")
         while channel in self.q:
             offset, size = self._drop_head(channel)
-            dropped += len(self._parts(offset, size)) if inbox else 1
+            dropped += len(self._parts(offset, size)[0]) if inbox else 1
         return dropped
 
     # -- watchers: who to wake when a channel gets a message ---------------------------

@@ -18,7 +18,7 @@ from aiormq import spec
 from aiormq.abc import AbstractChannel
 from aiormq.exceptions import ChannelNotFoundEntity, ChannelPreconditionFailed
 
-from ..exceptions import ConfigError
+from ..exceptions import ChannelLayerError, ConfigError
 from .connections import Link
 from .topology import Topology
 
@@ -107,7 +107,10 @@ class Broker:
         """Declare the group or dead-letter exchange, once per connection (and flush).
 
         Both are auto-delete: the broker removes them with their last binding, so a
-        prefix leaves nothing behind once its queues are gone.
+        prefix leaves nothing behind once its queues are gone. Every live inbox keeps
+        both bound (Inbox.bind_all), so neither goes while a layer of the prefix runs:
+        a publish or bind to a missing exchange is a channel error (404), which closes
+        the channel every call of the connection shares.
         """
         if name in link.exchanges:
             return
@@ -127,10 +130,10 @@ class Broker:
         group: str = "",
         arguments: dict[str, Any] | None = None,
     ) -> None:
-        """Bind queue to exchange, declaring it again if it was auto-deleted meanwhile."""
+        """Bind queue to exchange, declaring it again if it was deleted meanwhile (a flush)."""
         for attempt in range(2):
-            await self.declare_exchange(link, exchange)
             try:
+                await self.declare_exchange(link, exchange)
                 await link.call(
                     f"binding {queue!r}",
                     self.timeout,
@@ -139,10 +142,12 @@ class Broker:
                     ),
                 )
                 return
-            except ChannelNotFoundEntity:
+            except ChannelNotFoundEntity as exc:
                 link.exchanges.discard(exchange)
                 if attempt:
-                    raise
+                    raise ChannelLayerError(
+                        f"could not bind {queue!r} to {exchange!r}: {exc}"
+                    ) from exc
 
     async def unbind(self, link: Link, queue: str, group: str) -> None:
         """Unbind queue from group; an exchange or queue already gone is fine."""
@@ -153,10 +158,6 @@ class Broker:
                 self.timeout,
                 lambda ch: ch.queue_unbind(queue, groups, routing_key=group),
             )
-        # The last unbind auto-deletes the exchange: the next bind declares it again
-        # rather than hitting a 404, a channel error that closes the channel every
-        # call of this connection shares (and costs a reopen).
-        link.exchanges.discard(groups)
 
     async def flush(self, link: Link, links: list[Link]) -> None:
         """Delete every queue of the prefix's catalog or this layer, and the exchanges."""
@@ -185,8 +186,9 @@ class Broker:
         for other in links:
             other.exchanges.clear()
 
-    async def remove_idle(self, link: Link, inbox: str | None) -> None:
-        """Delete the inbox; normal channel queues stay (x-expires removes them).
+    async def remove_idle(self, link: Link, inbox: str | None, figures: str) -> None:
+        """Delete the inbox and the figures queue; normal channel queues stay (x-expires
+        removes them).
 
         Another process may have bound a normal channel's queue to a group, or may be
         about to send to it; deleting it here would drop those memberships, which this
@@ -194,3 +196,5 @@ class Broker:
         """
         if inbox is not None:
             await link.call("deleting the inbox", self.timeout, partial(_delete_queue, inbox))
+        if figures in self.queues:
+            await link.call("deleting the figures", self.timeout, partial(_delete_queue, figures))

@@ -19,25 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from functools import partial
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from aiormq.exceptions import ChannelInvalidStateError
 
+from ..local import UNBOUNDED
+from ..loops import run_in_loop
 from . import wire
+from .connections import quietly
+from .parts import LayerParts
 from .recent import RecentIds
-
-if TYPE_CHECKING:
-    from .layer import RabbitMQChannelLayer
 
 __all__ = ["NormalReceivers"]
 
 log = logging.getLogger("layers.rabbitmq")
-UNBOUNDED = sys.maxsize  # the queue enforced capacity when the message was sent
 # How long a consumer outlives its last receiver: the prefetched messages it holds are
 # unavailable to other processes for at most this long. Long enough that a receiver
 # descheduled for a moment on a busy host keeps them (a give-back while another
@@ -46,6 +45,7 @@ _LINGER = 0.5
 # Normal channels whose recent ids are kept: an app that makes up channel names as it
 # goes must not grow this for ever; a redelivery comes within moments of its loss.
 _TAKEN_CHANNELS = 4096
+_ROUTES = 4096
 
 
 class _Consumer:
@@ -77,7 +77,7 @@ class _Consumer:
         )
         await layer.broker.catalogue(link, self.queue.name)
         self.tag = await self.queue.consume(self._on_message)
-        layer.spawn(self.watch())
+        layer.spawn(self.watch(), waits_only=True)  # (it stops the consumer in a task of its own)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         layer = self.owner.layer
@@ -154,41 +154,46 @@ class _Consumer:
         return task
 
     async def _ack(self, key: int, message: AbstractIncomingMessage) -> None:
-        await _quiet(message.ack())
+        await quietly(message.ack())
         self.pending.pop(key, None)
 
-    async def stop(self, restart: bool = True) -> None:
+    async def stop(self, restart: bool = True, graceful: bool = True) -> None:
         """Cancel the consumer, give back what no receiver took, close the channel.
+
+        Not graceful: the connection is gone (its loop is shutting down), so nothing
+        waits for the broker, which requeues what this consumer held unacked.
 
         A second caller (flush() while the linger watch stops it) waits for the first
         to finish, so nothing goes on to delete or close under a half-stopped consumer.
         """
-        if self._stopped is None:
-            self._stopped = self.loop.create_task(self._stop(restart))
+        if self._stopped is None or self._stopped.cancelled():
+            # (A stop cut short by its loop's end is run again at that loop's shutdown.)
+            self._stopped = self.loop.create_task(self._stop(restart, graceful))
         await asyncio.shield(self._stopped)
 
-    async def _stop(self, restart: bool) -> None:
+    async def _stop(self, restart: bool, graceful: bool) -> None:
         self.stopping = True
         self.owner.forget(self)
-        if self.queue is not None and self.tag is not None:
-            await _quiet(self.queue.cancel(self.tag))
+        if graceful and self.queue is not None and self.tag is not None:
+            await quietly(self.queue.cancel(self.tag))
         layer = self.owner.layer
         for _, payload in layer.local.drain_unwatched(self.channel):
             message = self.pending.pop(id(payload), None)
             self.owner.unindex(payload)
             if message is not None:
-                if not _dead(message):  # else the broker requeued it already
-                    await _quiet(message.nack(requeue=True))
+                if graceful and not _dead(message):  # else the broker requeues it
+                    await quietly(message.nack(requeue=True))
             else:  # already acked, then handed back by a cancelled receive()
                 await layer.republish(self.channel, payload)
-        # What is left was taken (its ack is on its way) or expired in the buffer.
-        await asyncio.gather(*self.acking, return_exceptions=True)
-        for message in list(self.pending.values()):
-            if not message.processed:
-                await _quiet(message.ack())
+        if graceful:
+            # What is left was taken (its ack is on its way) or expired in the buffer.
+            await asyncio.gather(*self.acking, return_exceptions=True)
+            for message in list(self.pending.values()):
+                if not message.processed:
+                    await quietly(message.ack())
+            if self.amqp is not None:
+                await quietly(self.amqp.close())
         self.pending.clear()
-        if self.amqp is not None:
-            await _quiet(self.amqp.close())
         # A receiver that came while this one stopped needs a consumer of its own.
         if restart and layer.local.waiting(self.channel) and not layer.closed:
             self.owner.ensure(self.channel)
@@ -197,7 +202,7 @@ class _Consumer:
 class NormalReceivers:
     """Every consumer of normal channels in this layer, and acks for taken messages."""
 
-    def __init__(self, layer: RabbitMQChannelLayer) -> None:
+    def __init__(self, layer: LayerParts) -> None:
         self.layer = layer
         self._consumers: dict[tuple[asyncio.AbstractEventLoop, str], _Consumer] = {}
         self._starting: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
@@ -206,6 +211,8 @@ class NormalReceivers:
         # channel -> ids of the messages taken lately, in any loop of this layer; the
         # channels received on least lately are forgotten beyond _TAKEN_CHANNELS.
         self._taken: OrderedDict[str, RecentIds] = OrderedDict()
+        # id(payload) -> (exchange, routing key) of a taken delivery, for routed().
+        self._routes: dict[int, tuple[str, str]] = {}
         self._lock = threading.Lock()
 
     def thread_of(self, loop: asyncio.AbstractEventLoop) -> int:
@@ -234,7 +241,7 @@ class NormalReceivers:
             log.warning("could not consume %r (%r); retrying on the next receive", key[1], exc)
             self._consumers.pop(key, None)
             if consumer.amqp is not None:
-                await _quiet(consumer.amqp.close())
+                await quietly(consumer.amqp.close())
             await asyncio.sleep(0.1)
             if self.layer.local.waiting(key[1]) and not self.layer.closed:
                 self.ensure(key[1])
@@ -286,6 +293,8 @@ class NormalReceivers:
         message = consumer.pending.get(id(payload))
         if message is not None:  # before its ack is written, which may be lost
             self._took(channel, message)
+            if self.layer.codec.encrypted:
+                self._route(payload, message)
         written = consumer.ack(id(payload))
         if written is None:
             return True
@@ -295,14 +304,29 @@ class NormalReceivers:
             task = asyncio.current_task()
             if task is not None and not task.cancelling():
                 # Not this receiver's cancel: the consumer's own loop is shutting down
-                # (asyncio.run ending in another thread) and cancelled the write. Its
-                # stop() acks what is pending, and _took above makes a redelivery to
-                # this process a repeat: the message is this receiver's.
+                # (asyncio.run ending in another thread) and cancelled the write with
+                # its connection. The broker redelivers it, and _took above makes that
+                # redelivery to this process a repeat: the message is this receiver's.
                 return True
             layer = self.layer
             layer.local.put(channel, payload, time.monotonic() + layer.expiry, UNBOUNDED)
             raise
         return True
+
+    def _route(self, payload: bytes, message: AbstractIncomingMessage) -> None:
+        with self._lock:
+            if len(self._routes) >= _ROUTES:
+                self._routes.clear()  # of payloads never checked (undecodable ones)
+            self._routes[id(payload)] = (message.exchange or "", message.routing_key or "")
+
+    def routed(self, payload: bytes, group: str) -> bool | None:
+        """True if the broker routed payload, just taken, through group's binding: the
+        broker's own word on membership, where a listing of the group's records may
+        be partial (registry.py). None otherwise: a delivery published straight to
+        the queue (one a receiver gave back, say) proves nothing either way."""
+        with self._lock:
+            route = self._routes.pop(id(payload), None)
+        return True if route == (self.layer.topology.groups, group) else None
 
     def forget(self, consumer: _Consumer) -> None:
         """A consumer is stopping: later receivers need a new one."""
@@ -314,12 +338,12 @@ class NormalReceivers:
         """Channels some loop of this layer consumes."""
         return {channel for _, channel in self._consumers}
 
-    async def stop_here(self) -> None:
+    async def stop_here(self, graceful: bool) -> None:
         """Stop this loop's consumers (its connection is about to close)."""
         here = asyncio.get_running_loop()
         for (loop, _), consumer in list(self._consumers.items()):
             if loop is here:
-                await consumer.stop(restart=False)
+                await consumer.stop(restart=False, graceful=graceful)
 
     async def stop_all(self, restart: bool = False) -> None:
         """Stop every consumer: this loop's now, other live loops' in their loop."""
@@ -327,12 +351,7 @@ class NormalReceivers:
         for task in [t for t in self._starting.values() if t.get_loop() is here]:
             await asyncio.gather(task, return_exceptions=True)
         for (loop, _), consumer in list(self._consumers.items()):
-            if loop is here:
-                await consumer.stop(restart)
-            elif loop.is_running() and not loop.is_closed():
-                done = asyncio.run_coroutine_threadsafe(consumer.stop(restart), loop)
-                await _quiet(asyncio.wait_for(asyncio.wrap_future(done), 5))
-            else:
+            if not await run_in_loop(loop, partial(consumer.stop, restart)):
                 self.forget(consumer)
 
 
@@ -342,10 +361,3 @@ def _dead(message: AbstractIncomingMessage) -> bool:
         return message.channel.is_closed
     except ChannelInvalidStateError:
         return True
-
-
-async def _quiet(awaitable: object) -> None:
-    try:
-        await awaitable  # type: ignore[misc]
-    except Exception as exc:
-        log.debug("ignored: %r", exc)

@@ -15,6 +15,7 @@ SENDER = "s"  # client id of the sending layer: expired messages are dead-letter
 DEADLINE = "d"  # wall-clock ms after which the message must not be delivered
 CHANNEL = "c"  # the process-local channel a direct inbox message is for
 GROUP = "g"  # the group a fanned-out message was sent to
+BUNDLE = "n"  # a bundle of this many items of one send_many (sending.py)
 OP = "op"  # a membership control message for the inbox's owner
 UNTIL = "u"  # wall-clock ms a membership lasts (control "add")
 ADD = "add"

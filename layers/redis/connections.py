@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeGuard
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection
 
 from ..loops import PerLoop
 from .hosts import Shard
-from .multiplex import Multiplexed
+from .multiplex import Multiplexed, supported
 from .scripts import SOURCES
 
 __all__ = ["Clients", "Connections"]
@@ -33,7 +34,8 @@ class Clients:
         self._options = (command, blocking)
         self._made: list[dict[int, Client]] = [{}, {}]
         self._helpers: list[Client] = []
-        self._scripting: dict[int, Multiplexed | RedisCluster] = {}
+        self._scripting: dict[int, Client | Multiplexed] = {}
+        self._multiplex = supported()
 
     def _get(self, kind: int, shard: int) -> Client:
         client = self._made[kind].get(shard)
@@ -47,14 +49,16 @@ class Clients:
         """The client for ordinary commands on shard."""
         return self._get(0, shard)
 
-    def scripting(self, shard: int) -> Multiplexed | RedisCluster:
-        """What runs the layer's scripts on shard: one pipelined connection, or the cluster."""
+    def scripting(self, shard: int) -> Client | Multiplexed:
+        """What runs the layer's scripts on shard: one pipelined connection, or (for a
+        cluster, or a redis-py that Multiplexed was not tested with) the client itself."""
         runner = self._scripting.get(shard)
-        if runner is None:
-            client = self.command(shard)
-            runner = Multiplexed(client, SOURCES) if isinstance(client, Redis) else client
-            self._scripting[shard] = runner
-        return runner
+        if runner is not None:
+            return runner
+        client = self.command(shard)
+        made = Multiplexed(client, SOURCES) if self._multiplex and _tcp(client) else None
+        self._scripting[shard] = made or client
+        return made or client
 
     def blocking(self, shard: int) -> Client:
         """The client for blocking commands, whose socket timeout exceeds the block."""
@@ -94,6 +98,14 @@ class Clients:
             self._helpers.pop(0)
 
 
+def _tcp(client: Client) -> TypeGuard[Redis]:
+    """True for a client whose connections are TCP streams (plain, TLS or found through
+    Sentinel), which Multiplexed takes over; a Unix socket's keep redis-py's own path."""
+    return isinstance(client, Redis) and issubclass(
+        client.connection_pool.connection_class, Connection
+    )
+
+
 async def _close_client(client: Client) -> None:
     with contextlib.suppress(Exception):
         if isinstance(client, Redis):
@@ -106,8 +118,15 @@ async def _close_client(client: Client) -> None:
 class Connections(PerLoop[Clients]):
     """One Clients per event loop."""
 
-    def __init__(self, shards: Sequence[Shard], command: dict[str, Any], blocking: dict[str, Any]):
+    def __init__(
+        self,
+        shards: Sequence[Shard],
+        command: dict[str, Any],
+        blocking: dict[str, Any],
+        on_loop: Callable[[], None] = lambda: None,
+    ):
         async def make() -> Clients:
+            on_loop()  # the first use in a loop
             return Clients(shards, command, blocking)
 
         super().__init__(make, Clients.aclose)

@@ -8,35 +8,59 @@ was not written by a layer: it is dropped and counted, never fatal to the reader
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .layer import RedisChannelLayer
+from ..codec import Codec
+from ..counters import Counters
+from ..local import UNBOUNDED, LocalChannels
+from .counting import Scripted
+from .inbox import RedisInbox
 
-__all__ = ["UNBOUNDED", "deliver"]
+__all__ = ["FIRST_ENTRY", "Sink", "deliver", "fits"]
 
 log = logging.getLogger("layers.redis")
-UNBOUNDED = sys.maxsize  # capacity was enforced in Redis when the message was sent
-_FANOUT_CACHE_SIZE = 64
+
+FIRST_ENTRY = 3
+"""Where a pop script's reply lists its entries: after the server time in ms, the
+expired count and the count of entries over the reader's max_message_size."""
 
 
-def deliver(
-    layer: RedisChannelLayer, keys: list[str], result: list[Any], channel: str | None = None
-) -> None:
+class Sink(Protocol):
+    """What delivering entries uses of a RedisChannelLayer."""
+
+    counters: Counters
+    codec: Codec
+    expiry: float
+    local: LocalChannels
+    inbox: RedisInbox
+    scripted: Scripted
+
+
+def deliver(layer: Sink, keys: list[str], result: list[Any], channel: str | None = None) -> None:
     """Put a pop script's entries into the local buffers (channel: a normal channel's)."""
-    now_ms, expired = result[0], result[1]
+    now_ms, expired, oversized = result[:FIRST_ENTRY]
+    # The script counted these in Redis already (scripted: none left to carry).
     if expired:
         layer.counters.dropped_expired += expired
-    if len(result) <= 2:
+        layer.scripted.dropped_expired += expired
+    if oversized:
+        layer.counters.dropped_undecodable += oversized
+        layer.scripted.dropped_undecodable += oversized
+        log.warning(
+            "dropped %d entries of %s over max_message_size (%d)",
+            oversized,
+            keys[0],
+            layer.codec.max_message_size,
+        )
+    if len(result) <= FIRST_ENTRY:
         return
     now = time.monotonic()
     # No entry outlives expiry, whatever its header says (a forged one could).
     latest = now + layer.expiry
     put = layer.local.put
     if channel is not None:
-        for entry in result[2:]:
+        for entry in result[FIRST_ENTRY:]:
             try:
                 deadline = now + (int(entry[:13]) - now_ms) / 1000
             except ValueError:
@@ -45,38 +69,23 @@ def deliver(
             put(channel, entry[13:], min(deadline, latest), UNBOUNDED)
         return
     inbox = keys[0][keys[0].index("{") + 1 : -1]
-    fanouts = layer.fanouts
-    for entry in result[2:]:
+    fan_out = layer.inbox.fanout.deliver
+    for entry in result[FIRST_ENTRY:]:
         try:
-            newline = entry.index(b"\n", 13)
             deadline = min(now + (int(entry[:13]) - now_ms) / 1000, latest)
-            parts = entry[13:newline]
-            if b"," in parts:
-                # A group_send's entry: the same members' names again and again.
-                channels = fanouts.get((inbox, parts)) or _fanout(layer, inbox, parts)
-            else:
-                channels = None
-                single = inbox + parts.decode("ascii")
-        except ValueError:  # not written by us: no deadline, no newline, not ASCII
+        except ValueError:  # not written by us
             _malformed(layer, keys[0], entry)
             continue
-        payload = entry[newline + 1 :]
-        if channels is None:
-            put(single, payload, deadline, UNBOUNDED)
-            continue
-        for name in channels:
-            put(name, payload, deadline, UNBOUNDED)
+        fan_out(inbox, entry, deadline, 13, keys[0])
 
 
-def _fanout(layer: RedisChannelLayer, inbox: str, parts: bytes) -> list[str]:
-    """The channels an inbox entry header names, cached."""
-    channels = [inbox + part for part in parts.decode("ascii").split(",")]
-    if len(layer.fanouts) >= _FANOUT_CACHE_SIZE:
-        layer.fanouts.clear()
-    layer.fanouts[inbox, parts] = channels
-    return channels
+def fits(layer: Sink, entry: bytes) -> bool:
+    """True unless an inbox entry's payload is over max_message_size (as pop.lua tells)."""
+    newline = entry.find(b"\n", 13)
+    size = len(entry) - (newline + 3 if newline >= 0 else 13)
+    return size <= layer.codec.max_message_size
 
 
-def _malformed(layer: RedisChannelLayer, key: str, entry: bytes) -> None:
+def _malformed(layer: Sink, key: str, entry: bytes) -> None:
     layer.counters.dropped_undecodable += 1
     log.warning("dropped a malformed entry of %s: %r", key, entry[:40])

@@ -4,131 +4,162 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Iterator
 from functools import partial
 from typing import Any
 
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..base import ChannelLayer, GroupSendResult
-from ..exceptions import ChannelFull, ChannelLayerConnectionError, ConfigError
-from ..local import LocalChannels
+from ..base import BatchResult, ChannelLayer, GroupSendResult, sweep_interval
+from ..capacity import channel_full
+from ..exceptions import ChannelLayerConnectionError, ChannelLayerError
+from ..figures import Figures
+from ..inbox import HEADER
+from ..loops import cancel_everywhere
 from ..naming import non_local_name
-from . import scripts
+from ..options import (
+    Option,
+    Options,
+    as_given,
+    flag,
+    no_meaning_here,
+    options_from_query,
+    positive_int,
+    seconds,
+)
+from ..redact import redact
+from . import batches, scripts
 from .connections import Connections
+from .counting import SharedCounts
+from .fetching import Fetchers, give_back_all
+from .figures import read_figures
+from .groups import GroupPlans, channels_of, target_of
 from .hosts import parse_hosts
+from .inbox import RedisInbox
 from .keys import Keys
-from .receiving import Acks, Held, fetch_normal, flush_acks, read_inbox
+from .readers import Held
+from .receiving import flush_acks, read_inbox
 from .ring import HashRing
 
 __all__ = ["RedisChannelLayer"]
 
 _RECEIVING_CACHE_SIZE = 65536
-_GROUP_PLAN_CACHE_SIZE = 256
 # Entries carry their expiry as 13 digits of Unix ms (good until the year 2286): an
 # expiry must keep it at 13 digits for long after the message was sent.
 _MAX_EXPIRY = 100 * 365 * 86400
 
 
-def _timeout(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-# A group_send's plan: (shard, keys, args) per script, and (channel, capacity) of the
-# members that are this layer's own channels, delivered without Redis.
-_Plan = tuple[list[tuple[int, list[str], list[Any]]], list[tuple[str, int]]]
-
-
-@dataclass
-class _Bundle:
-    """One shard's share of a group_send."""
-
-    normal: list[tuple[str, int]] = field(default_factory=list)
-    inboxes: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-
-    def keys_and_args(self, keys: Keys) -> tuple[list[str], list[Any]]:
-        names = [key for key, _ in self.normal]
-        args: list[Any] = [len(self.normal), *(cap for _, cap in self.normal)]
-        for inbox, parts in self.inboxes.items():
-            names += [keys.inbox(inbox), keys.depth(inbox)]
-            args.append(",".join([f"{part}={cap}" for part, cap in parts]))
-        return names, args
-
-    def split(self) -> Iterator[_Bundle]:
-        """One bundle per cluster slot group: each channel, each inbox."""
-        for item in self.normal:
-            yield _Bundle(normal=[item])
-        for inbox, parts in self.inboxes.items():
-            yield _Bundle(inboxes={inbox: parts})
-
-
 class RedisChannelLayer(ChannelLayer):
     """Channel layer over one or more Redis servers, Sentinel, or a Redis Cluster."""
 
-    def __init__(
-        self,
-        *,
-        hosts: object = None,
-        cluster: bool = False,
-        socket_timeout: float = 5.0,
-        socket_connect_timeout: float = 5.0,
-        blocking_timeout: float = 5.0,
-        batch_size: int = 100,
-        **options: Any,
-    ) -> None:
+    OPTIONS = Options(
+        Option(
+            "hosts",
+            as_given,
+            None,
+            "the servers: URLs, `(host, port)` pairs, dicts with `address` and redis-py pool "
+            "options, or Sentinel dicts (default `redis://localhost:6379`)",
+        ),
+        Option("cluster", flag, False, "the hosts are a Redis Cluster"),
+        Option(
+            "expiry",
+            seconds(_MAX_EXPIRY, " (100 years)"),
+            60,
+            "seconds a message waits unread before it is dropped (at most 100 years)",
+        ),
+        Option("socket_timeout", seconds(), 5, "seconds an ordinary command may take"),
+        Option("socket_connect_timeout", seconds(), 5, "seconds a connection may take to open"),
+        Option(
+            "blocking_timeout",
+            seconds(),
+            5,
+            "seconds an idle reader blocks per round trip (its socket gets this plus "
+            "`socket_timeout`)",
+        ),
+        Option("batch_size", positive_int, 100, "messages a reader pops per round trip"),
+        Option(
+            "prefetch",
+            positive_int,
+            100,
+            "messages of a normal channel a receiving process takes per round trip "
+            "(held 0.5 s for its receivers, then given back)",
+        ),
+        # channels_redis's own options, so its CONFIG dicts work unchanged.
+        Option(
+            "random_prefix_length",
+            no_meaning_here(
+                "a process-local channel name carries this process's fixed random id "
+                "(new_channel's names are unique without a per-name prefix)"
+            ),
+            None,
+            "channels_redis's; accepted with a warning, no effect",
+        ),
+        Option(
+            "serializer_format",
+            no_meaning_here(
+                "messages are always msgpack (bytes stay bytes); the format in Redis is "
+                "this layer's own, not channels_redis's, so nothing else reads it",
+                meaningful=lambda value: value == "msgpack",
+            ),
+            None,
+            'channels_redis\'s; `"msgpack"` is what happens anyway, others warn',
+        ),
+        extends=ChannelLayer.OPTIONS,
+    )
+    """The options of RedisChannelLayer."""
+
+    def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        if self.expiry > _MAX_EXPIRY:
-            raise ConfigError(
-                f"expiry must be at most {_MAX_EXPIRY} seconds (100 years), got {self.expiry:g}"
-            )
-        self.socket_timeout = _timeout("socket_timeout", socket_timeout)
-        self.blocking_timeout = _timeout("blocking_timeout", blocking_timeout)
-        connect_timeout = _timeout("socket_connect_timeout", socket_connect_timeout)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(
-                f"batch_size must be a whole number of at least 1, got {batch_size!r}"
-            )
-        self.batch_size = batch_size
-        shards = parse_hosts(hosts, bool(cluster))
-        self.shard_names = [s.ident for s in shards]
-        self.ring = HashRing(self.shard_names)
+        self.socket_timeout: float = self.options["socket_timeout"]
+        self.blocking_timeout: float = self.options["blocking_timeout"]
+        connect_timeout = self.options["socket_connect_timeout"]
+        self.batch_size: int = self.options["batch_size"]
+        self.prefetch: int = self.options["prefetch"]
+        shards = parse_hosts(self.options["hosts"], self.options["cluster"])
+        self.shard_names = [s.name for s in shards]  # for people: no password
+        self.ring = HashRing([s.ident for s in shards])
         self.cluster = shards[0].cluster
-        self.keys = Keys(self.prefix)
+        self.keys = Keys(self.prefix, self.cluster)
         command = {"socket_timeout": self.socket_timeout, "socket_connect_timeout": connect_timeout}
         # A blocking read may take the whole block plus an ordinary reply's time: a
         # timeout then means a dead link, never an idle channel (channels_redis#422).
-        blocking = {**command, "socket_timeout": self.socket_timeout + self.blocking_timeout}
-        self.connections = Connections(shards, command, blocking)
-        self.acks = Acks()
-        # Inbox -> the head its reader delivered before popping it (see receiving.py).
-        self.heads: dict[str, bytes] = {}
-        self.local = LocalChannels(
-            self.counters, sweep_interval=min(self.expiry, 30.0) / 2, on_remove=self.acks.add
+        # No retry in redis-py: the reader retries, and stops once the layer is closed,
+        # where a cluster client would re-send a BLMOVE whose connection close() dropped.
+        block_timeout = self.socket_timeout + self.blocking_timeout
+        blocking = {**command, "socket_timeout": block_timeout, "retry": Retry(NoBackoff(), 0)}
+        self.counts = SharedCounts(self)
+        self.scripted = self.counts.scripted
+        self.connections = Connections(shards, command, blocking, self.counts.ensure)
+        self.inbox = RedisInbox(
+            self.counters,
+            sweep_interval(self.expiry),
+            self._start_reader,
+            self._check_open,
+            # One number when no channel_capacity rule applies: the fan-out's fast path.
+            self.capacity_rules if self.capacity_rules.rules else self.capacity,
         )
-        self._readers: dict[str, tuple[asyncio.Task[None], asyncio.Task[None]]] = {}
-        self._fetchers: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
-        self._expiry_ms = int(self.expiry * 1000)
-        # Readers' unacknowledged batches (receiving.Held), and how long Redis keeps one.
+        self.local = self.inbox.local
+        self.fetchers = Fetchers()
+        self.expiry_ms = int(self.expiry * 1000)
+        # Readers' unacknowledged batches (readers.Held), and how long Redis keeps one.
         self.held: dict[str, Held] = {}
-        self.held_ttl_ms = self._expiry_ms * 2 + 1000
+        self.held_ttl_ms = self.expiry_ms * 2 + 1000
         # Per channel received on: its inbox (None for a normal channel) and on_wait.
         self._receiving: dict[str, tuple[str | None, Callable[[], None]]] = {}
-        self._group_plans: dict[bytes, _Plan] = {}
-        # Per inbox entry header naming several local parts: the channels it names.
-        self.fanouts: dict[tuple[str, bytes], list[str]] = {}
+        self.group_plans = GroupPlans(
+            self.keys, self.ring.index, self.capacity_rules, self.delivers_here, self.cluster
+        )
+        self._bound: dict[Callable[[], None], tuple[str | None, Callable[[], None]]] = {}
         self._group_expiry_ms = int(self.group_expiry * 1000)
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> RedisChannelLayer:
         """A layer from redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://."""
-        from ..config import options_from_query
-
         base, _, query = url.partition("?")
         options = {**options_from_query(query), **overrides}
         return cls(hosts=[base], **options)
@@ -141,52 +172,47 @@ class RedisChannelLayer(ChannelLayer):
             yield
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise ChannelLayerConnectionError(
-                f"Redis at {self.shard_names[shard]} did not answer: {exc}"
+                f"Redis at {self.shard_names[shard]} did not answer: {redact(str(exc))}"
+            ) from exc
+        except InvalidResponse as exc:  # something else listens there (an HTTP port...)
+            raise ChannelLayerConnectionError(
+                f"{self.shard_names[shard]} did not answer as a Redis server does: "
+                f"{redact(str(exc))}"
+            ) from exc
+        except ResponseError as exc:  # WRONGTYPE: a key of an older format, not flushed
+            raise ChannelLayerError(
+                f"Redis at {self.shard_names[shard]} refused the command: {exc}"
             ) from exc
 
-    def _target(self, channel: str) -> tuple[int, list[str], str | None]:
-        """(shard, keys, local part or None) of a channel."""
-        if "!" in channel:
-            inbox = non_local_name(channel)
-            return (
-                self.ring.index(inbox),
-                [self.keys.inbox(inbox), self.keys.depth(inbox)],
-                channel[len(inbox) :],
-            )
-        return self.ring.index(channel), [self.keys.channel(channel)], None
+    def target(self, channel: str) -> tuple[int, list[str], str | None]:
+        """(shard, send.lua's keys, local part or None) of a channel."""
+        keys = self.keys
+        if "!" not in channel:
+            key = keys.channel(channel)
+            return self.ring.index(channel), [key, keys.counts(key)], None
+        inbox = non_local_name(channel)
+        key, local = keys.inbox(inbox), channel[len(inbox) :]
+        return self.ring.index(inbox), [key, keys.depth(inbox), keys.counts(key)], local
 
-    def _ensure_reader(self, inbox: str) -> None:
-        tasks = self._readers.get(inbox)
-        if tasks is not None and not tasks[0].done() and not tasks[0].get_loop().is_closed():
-            return
-        self._check_open()
-        loop = asyncio.get_running_loop()
-        self._readers[inbox] = (
+    def _start_reader(
+        self, inbox: str, loop: asyncio.AbstractEventLoop
+    ) -> tuple[asyncio.Task[None], ...]:
+        return (
             loop.create_task(read_inbox(self, inbox), name=f"chanlayers inbox {inbox}"),
             loop.create_task(flush_acks(self, inbox), name=f"chanlayers acks {inbox}"),
         )
 
     def _ensure_fetcher(self, channel: str) -> None:
-        key = (asyncio.get_running_loop(), channel)
-        task = self._fetchers.get(key)
-        if task is None or task.done():
-            self._check_open()
-            self._fetchers[key] = key[0].create_task(
-                fetch_normal(self, channel), name=f"chanlayers fetch {channel}"
-            )
-
-    def fetcher_done(self, channel: str) -> None:
-        """A fetcher of this loop stopped (called by the fetcher itself)."""
-        with contextlib.suppress(RuntimeError):
-            self._fetchers.pop((asyncio.get_running_loop(), channel), None)
+        self._check_open()
+        self.fetchers.want(self, channel)
 
     # -- the transport ---------------------------------------------------------------------
 
-    def _delivers_here(self, channel: str) -> bool:
+    def delivers_here(self, channel: str) -> bool:
         """True for this layer's own process-local channels: they skip Redis."""
         return self.owns(channel)
 
-    def _deliver_here(self, members: list[tuple[str, int]], payload: bytes) -> int:
+    def deliver_here(self, members: list[tuple[str, int]], payload: bytes) -> int:
         """Put a message for (channel, capacity) pairs of this layer's own channels
         straight into their buffers; return how many were full.
 
@@ -194,52 +220,71 @@ class RedisChannelLayer(ChannelLayer):
         next batch of acks), so that other processes' sends count it against capacity.
         """
         # Reserved before they can be taken, so a release never precedes its reserve.
-        self.acks.add_each([channel for channel, _ in members], -1)
-        deadline, put, full = time.monotonic() + self.expiry, self.local.put, 0
-        for channel, capacity in members:
-            if not put(channel, payload, deadline, capacity):
-                self.acks.add(channel, 1)
-                full += 1
-        return full
+        self.inbox.acks.add_each([channel for channel, _ in members], -1)
+        capacities = dict(members)
+        full = self.local.put_many(
+            capacities, payload, time.monotonic() + self.expiry, capacities.__getitem__
+        )
+        if full:
+            self.inbox.acks.add_each(full, 1)
+        return len(full)
 
     async def _send(self, channel: str, payload: bytes) -> None:
         capacity = self.capacity_rules(channel)
-        if self._delivers_here(channel):
-            if self._deliver_here([(channel, capacity)], payload):
-                raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
+        if self.delivers_here(channel):
+            if self.deliver_here([(channel, capacity)], payload):
+                raise channel_full(channel, capacity)
             return
-        shard, keys, part = self._target(channel)
-        args: list[Any] = [payload, self._expiry_ms, capacity]
-        if part is not None:
-            args.append(part)
+        shard, keys, part = self.target(channel)
+        args: list[Any] = [self.expiry_ms, capacity, part or ""]
+        args.append(payload if part is None else HEADER + payload)
         clients = await self.connections.here()
         with self._reaching(shard):
             queued, expired = await scripts.SEND(clients.scripting(shard), keys, args)
+        self.scripted.sent += queued
         if expired:
             self.counters.dropped_expired += expired
+            self.scripted.dropped_expired += expired
         if not queued:
-            raise ChannelFull(f"channel {channel!r} is at its capacity of {capacity} messages")
+            raise channel_full(channel, capacity)
 
-    async def _receive(self, channel: str) -> bytes:
+    async def _send_many(self, items: list[tuple[str, bytes]]) -> BatchResult:
+        return await batches.send_many(self, items)
+
+    async def _group_send_many(
+        self, items: list[tuple[str, bytes]]
+    ) -> list[GroupSendResult | BaseException]:
+        return await batches.group_send_many(self, items)
+
+    def _receive_now(self, channel: str) -> bytes | None:
+        return self.local.take(channel) if "!" in channel else None
+
+    def _receive(self, channel: str) -> Coroutine[Any, Any, bytes]:
+        # Not a coroutine itself: an idle receiver holds one frame less.
         bound = self._receiving.get(channel)
         if bound is None:
             bound = self._bind_receive(channel)
         inbox, on_wait = bound
         if inbox is not None:
-            tasks = self._readers.get(inbox)
-            if tasks is None or tasks[0].done() or tasks[0].get_loop().is_closed():
-                self._ensure_reader(inbox)
-        return await self.local.get(channel, on_wait)
+            # No reader check here: get() runs on_wait (ensure_reader) before it waits,
+            # and a receive that finds a message buffered needs none.
+            return self.local.get(channel, on_wait)
+        return self._receive_normal(channel, on_wait)
+
+    async def _receive_normal(self, channel: str, on_wait: Callable[[], None]) -> bytes:
+        payload = await self.local.get(channel, on_wait)
+        self.fetchers.claimed(channel)
+        return payload
 
     def _bind_receive(self, channel: str) -> tuple[str | None, Callable[[], None]]:
         """(inbox or None, what to run before waiting) for receiving on channel."""
         if "!" in channel:
             self.require_own(channel)
             inbox = non_local_name(channel)
-            bound: tuple[str | None, Callable[[], None]] = (
-                inbox,
-                partial(self._ensure_reader, inbox),
-            )
+            # Shared by the inbox's channels: an idle receiver holds none of its own.
+            hook = self.inbox.reader_hook(inbox)
+            bound: tuple[str | None, Callable[[], None]] = self._bound.get(hook) or (inbox, hook)
+            self._bound[hook] = bound
         else:
             bound = (None, partial(self._ensure_fetcher, channel))
         if len(self._receiving) >= _RECEIVING_CACHE_SIZE:
@@ -248,90 +293,54 @@ class RedisChannelLayer(ChannelLayer):
         return bound
 
     async def _new_channel(self, name: str) -> None:
-        self._ensure_reader(non_local_name(name))
+        self.inbox.ensure_reader(non_local_name(name))
 
     async def _group_add(self, group: str, channel: str) -> None:
-        shard = self.ring.index(group)
-        clients = await self.connections.here()
-        with self._reaching(shard):
-            await scripts.GROUP_ADD(
-                clients.scripting(shard), [self.keys.group(group)], [channel, self._group_expiry_ms]
-            )
+        await self._on_group(scripts.GROUP_ADD, group, [*target_of(channel), self._group_expiry_ms])
 
     async def _group_discard(self, group: str, channel: str) -> None:
-        shard = self.ring.index(group)
-        clients = await self.connections.here()
-        with self._reaching(shard):
-            await clients.command(shard).zrem(self.keys.group(group), channel)
+        await self._on_group(scripts.GROUP_DISCARD, group, list(target_of(channel)))
 
-    async def _members(self, group: str) -> bytes:
-        """The live members of group, joined by ','."""
+    async def _on_group(
+        self, script: scripts.Script, group: str, args: list[Any], counted: bool = False
+    ) -> Any:
         shard = self.ring.index(group)
+        key = self.keys.group(group)
         clients = await self.connections.here()
         with self._reaching(shard):
-            members: bytes = await scripts.MEMBERS(
-                clients.scripting(shard), [self.keys.group(group)], []
-            )
-        return members
+            keys = [key, self.keys.counts(key)] if counted else [key]
+            return await script(clients.scripting(shard), keys, args)
 
     async def _group_channels(self, group: str) -> list[str]:
-        members = await self._members(group)
-        return members.decode().split(",") if members else []
+        return channels_of(await self._on_group(scripts.MEMBERS, group, []))
+
+    def deliver_group_here(self, channels: list[str], payload: bytes) -> int:
+        """Put a group message into this layer's own channels' buffers, capped at each
+        one's capacity and counted nowhere else; return how many were full."""
+        deadline = time.monotonic() + self.expiry
+        return self.inbox.fanout.deliver_uncounted(channels, payload, deadline)
 
     async def _group_send(self, group: str, payload: bytes) -> GroupSendResult:
-        calls, here = self._group_plan(await self._members(group))
-        delivered = dropped = 0
-        if here:
-            dropped = self._deliver_here(here, payload)
-            delivered = len(here) - dropped
-            if not calls:
-                return delivered, dropped
-        clients = await self.connections.here()
-        head = [payload, self._expiry_ms]
-        if len(calls) == 1:
-            shard, keys, args = calls[0]
-            results = [
-                await self._group_send_on(clients.scripting(shard), shard, keys, head + args)
+        # members.lua counts the group_send: the one script every group_send runs once.
+        plan = self.group_plans.plan(await self._on_group(scripts.MEMBERS, group, [1], True))
+        dropped = self.deliver_group_here(plan.here, payload) if plan.here else 0
+        delivered = len(plan.here) - dropped + plan.handed
+        results: list[Any] = []
+        if plan.calls:
+            clients = await self.connections.here()
+            head, tail = [payload, self.expiry_ms], [HEADER]
+            runs = [
+                self._group_send_on(clients.scripting(s), s, k, head + a + tail)
+                for s, k, a in plan.calls
             ]
-        else:
-            results = await asyncio.gather(
-                *(self._group_send_on(clients.scripting(s), s, k, head + a) for s, k, a in calls)
-            )
-        delivered += sum(r[0] for r in results)
-        dropped += sum(r[1] for r in results)
-        self.counters.dropped_expired += sum(r[2] for r in results)
-        return delivered, dropped
-
-    def _group_plan(self, members: bytes) -> _Plan:
-        """How a group_send reaches members: scripts to run, each (shard, keys, args
-        after payload and expiry), and this layer's own channels with their capacities.
-
-        A group's membership seldom changes between sends: the plan is cached by it.
-        """
-        plan = self._group_plans.get(members)
-        if plan is not None:
-            return plan
-        bundles: dict[int, _Bundle] = {}
-        here: list[tuple[str, int]] = []
-        for channel in members.decode().split(",") if members else []:
-            capacity = self.capacity_rules(channel)
-            if self._delivers_here(channel):
-                here.append((channel, capacity))
-                continue
-            shard, keys, part = self._target(channel)
-            bundle = bundles.setdefault(shard, _Bundle())
-            if part is None:
-                bundle.normal.append((keys[0], capacity))
-            else:
-                bundle.inboxes.setdefault(non_local_name(channel), []).append((part, capacity))
-        calls: list[tuple[int, list[str], list[Any]]] = []
-        for shard, bundle in bundles.items():
-            for piece in bundle.split() if self.cluster else [bundle]:
-                calls.append((shard, *piece.keys_and_args(self.keys)))
-        if len(self._group_plans) >= _GROUP_PLAN_CACHE_SIZE:
-            self._group_plans.clear()
-        plan = self._group_plans[members] = (calls, here)
-        return plan
+            # One shard (the common case) needs no tasks.
+            results = [await runs[0]] if len(runs) == 1 else await asyncio.gather(*runs)
+        # Done: the base class counts it now, so what the scripts counted is no longer
+        # this process's to carry (a failed one is left as Redis counted it).
+        self.scripted.group_sends += 1
+        reached, full, expired = self.scripted.group_sent(results)
+        self.counters.dropped_expired += expired
+        return delivered + reached, dropped + full
 
     async def _group_send_on(
         self, client: Any, shard: int, keys: list[str], args: list[Any]
@@ -355,18 +364,13 @@ class RedisChannelLayer(ChannelLayer):
                     await client.unlink(*batch)
 
     async def _close(self) -> None:
-        here = asyncio.get_running_loop()
-        tasks = [t for pair in self._readers.values() for t in pair]
-        tasks += list(self._fetchers.values())
-        self._readers.clear()
-        self._fetchers.clear()
+        await self.counts.close()
+        fetcher_tasks = self.fetchers.tasks()
+        # What fetchers took and nobody received goes back before the buffers go.
+        fetching = self.fetchers.clear()
+        await give_back_all(self, fetching)
         self.local.close()
-        mine = [t for t in tasks if t.get_loop() is here and not t.done()]
-        for task in tasks:
-            if task.get_loop() is here:
-                task.cancel()
-            elif not task.get_loop().is_closed():
-                task.get_loop().call_soon_threadsafe(task.cancel)
+        mine = self.inbox.readers.cancel() + cancel_everywhere(fetcher_tasks)
         # redis-py lets a blocked read finish before a cancel lands: dropping the
         # connections ends a BLMOVE at once instead of after blocking_timeout. The
         # clients are closed for good only once the tasks are done, since a task may
@@ -376,6 +380,20 @@ class RedisChannelLayer(ChannelLayer):
             await clients.interrupt()
         await asyncio.gather(*mine, return_exceptions=True)
         await self.connections.aclose()
+
+    # -- channels_redis compatibility ----------------------------------------------------
+
+    async def close_pools(self) -> None:
+        """channels_redis's: nothing to do here, since each event loop's connections
+        close with that loop (code that calls it before its loop ends keeps working)."""
+        self._check_open()
+
+    async def wait_received(self) -> None:
+        """channels_redis's: nothing to wait for (a receive leaves no cleanup behind)."""
+        self._check_open()
+
+    async def _figures(self, limit: int) -> Figures:
+        return await read_figures(self, self.counts, limit)
 
     def _stats(self) -> dict[str, Any]:
         return {**self.local.snapshot(), "shards": len(self.shard_names)}

@@ -7,9 +7,18 @@ does TLS, AUTH and SELECT) and keeps it out of the pool. It takes over its trans
 a Protocol that writes each request at once and resolves replies in order. Concurrent
 callers share the connection, and their requests travel pipelined.
 
+The requests made in one pass of the event loop go out in one write: the first at
+once (a lone sender waits for nothing), the rest gathered until the pass ends, so 64
+concurrent senders cost two syscalls rather than 64.
+
 A caller cancelled while waiting leaves its reply to be read and thrown away, so replies
 never go to the wrong caller. A reply not back within socket_timeout closes the
 connection and fails every waiter on it: that server is treated as gone.
+
+This leans on redis-py's private parts (redis._parsers, a connection's _writer, its
+transport's set_protocol). ``supported()`` says whether the installed redis-py is one
+these were tested with; where not, the layer runs its scripts through redis-py's own
+client instead, which is slower but cannot break on redis-py's internals.
 """
 
 from __future__ import annotations
@@ -20,16 +29,35 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from redis._parsers.base import BaseParser
+import redis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["Multiplexed", "RespParser", "pack"]
+__all__ = ["Multiplexed", "RespParser", "pack", "supported"]
 
 _Reply = int | bytes | list[Any] | RedisError | None
+# The redis-py major versions whose private parts used here were tested (>= first, < last).
+TESTED_VERSIONS = (5, 9)
+
+
+def supported(version: str | None = None) -> bool:
+    """True if redis-py (of version, default the installed one) is one Multiplexed was
+    tested with and still has the private parts it uses."""
+    version = redis.__version__ if version is None else version
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        return False
+    if not TESTED_VERSIONS[0] <= major < TESTED_VERSIONS[1]:
+        return False
+    try:
+        from redis._parsers.base import BaseParser
+    except ImportError:
+        return False
+    return callable(getattr(BaseParser, "parse_error", None)) and hasattr(Connection, "connect")
 
 
 class RespParser:
@@ -106,6 +134,8 @@ class RespParser:
 
 def _error(message: str) -> RedisError:
     # redis-py's own mapping, so NOSCRIPT is a NoScriptError and so on.
+    from redis._parsers.base import BaseParser
+
     return BaseParser.parse_error(message)  # type: ignore[no-untyped-call,no-any-return]
 
 
@@ -140,16 +170,29 @@ class _Protocol(asyncio.Protocol):
         # One timer for the oldest request, not one per request: it is re-armed for
         # the next oldest when it fires early.
         self._watchdog: asyncio.TimerHandle | None = None
+        # Requests made since this loop pass's first write, or None if none was made.
+        self._unwritten: list[bytes] | None = None
 
     def request(self, command: bytes) -> asyncio.Future[_Reply]:
-        """Write one packed command; the future of its reply."""
+        """Write one packed command (or queue it for the end of this loop pass); the
+        future of its reply."""
         future: asyncio.Future[_Reply] = self._loop.create_future()
         due = self._loop.time() + self._timeout if self._timeout is not None else math.inf
         self.waiting.append((future, due))
-        self.transport.write(command)
+        if self._unwritten is None:
+            self.transport.write(command)
+            self._unwritten = []
+            self._loop.call_soon(self._write_rest)
+        else:
+            self._unwritten.append(command)
         if self._watchdog is None and due < math.inf:
             self._watchdog = self._loop.call_at(due, self._check)
         return future
+
+    def _write_rest(self) -> None:
+        unwritten, self._unwritten = self._unwritten, None
+        if unwritten and self.lost is None:
+            self.transport.write(b"".join(unwritten))
 
     def _check(self) -> None:
         self._watchdog = None
@@ -192,6 +235,14 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(exc or RedisConnectionError("connection closed by Redis"))
         self._streams.connection_lost(exc)
+
+
+def _replica(protocol: _Protocol, reply: ReadOnlyError) -> RedisConnectionError:
+    """A failover made this server a replica: as redis-py's Sentinel connections do,
+    drop the connection so that the next one asks for the new master."""
+    gone = RedisConnectionError(f"the server is now a read-only replica ({reply})")
+    protocol.fail(gone)
+    return gone
 
 
 class Multiplexed:
@@ -260,14 +311,25 @@ class Multiplexed:
             task.uncancel()
             reply = await future
         if isinstance(reply, ReadOnlyError):
-            # A failover made this server a replica: as redis-py's Sentinel connections
-            # do, drop the connection so that the next one asks for the new master.
-            gone = RedisConnectionError(f"the server is now a read-only replica ({reply})")
-            protocol.fail(gone)
-            raise gone
+            raise _replica(protocol, reply)
         if isinstance(reply, RedisError):
             raise reply
         return reply
+
+    async def execute_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run commands pipelined, in order; per command its reply or its RedisError
+        (a connection error fails the commands not answered yet)."""
+        opened = self._open
+        if opened is None or opened[0].lost is not None:
+            opened = await self._connect()
+        protocol = opened[0]
+        futures = [protocol.request(pack(args)) for args in commands]
+        # Cancelling gather cancels the futures, so their replies are read and dropped.
+        replies: list[Any] = await asyncio.gather(*futures, return_exceptions=True)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, ReadOnlyError):
+                replies[i] = _replica(protocol, reply)
+        return replies
 
     async def evalsha(self, sha: str, numkeys: int, *args: Any, finish: bool = False) -> Any:
         """EVALSHA, as redis-py's method of that name (finish: see execute)."""

@@ -80,4 +80,5 @@ def test_bench_runs_from_the_checkout(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert elsewhere.returncode == 1
-    assert "bench/ of a source checkout" in elsewhere.stderr
+    assert "the 'bench' command is not available here" in elsewhere.stderr
+    assert "runs from the checkout's root" in elsewhere.stderr

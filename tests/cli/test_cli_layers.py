@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from layers.cli import main
 from layers.cli_commands import from_json, to_json
@@ -159,6 +161,47 @@ def test_stdin_pipeline_of_100_lines_then_receive_count_100(url: str) -> None:
     assert [json.loads(line)["seq"] for line in got.stdout.splitlines()] == list(range(100))
 
 
+def test_stdin_goes_out_in_send_many_chunks(
+    cli: Cli, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chunks: list[int] = []
+    real = SyncChannelLayer.send_many
+
+    def counting(self: SyncChannelLayer, items: Any) -> list[BaseException | None]:
+        chunks.append(len(items))
+        return real(self, items)
+
+    monkeypatch.setattr(SyncChannelLayer, "send_many", counting)
+    lines = "".join(json.dumps({"type": "n", "seq": i}) + "\n" for i in range(2500))
+    roomy = with_option(url, "capacity=5000")
+    sent = cli("send", "chunked", "-", "--layer", roomy, stdin=lines)
+    assert sent.code == 0, sent.err
+    assert sum(chunks) == 2500
+    assert max(chunks) <= 1000
+    assert len(chunks) < 250, chunks  # batched, not a call per line
+    got = cli("receive", "chunked", "--count", "2500", "--timeout", "10", "--layer", roomy)
+    assert [m["seq"] for m in got.messages] == list(range(2500))
+
+
+def test_a_streamed_line_goes_out_before_stdin_ends(url: str) -> None:
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "layers", "send", "live", "-", "--layer", url],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=CLEAN_ENV,
+    )
+    assert sender.stdin is not None
+    try:
+        sender.stdin.write('{"type": "first"}\n')
+        sender.stdin.flush()
+        with SyncChannelLayer(url) as layer:
+            assert layer.receive("live", timeout=15) == {"type": "first"}
+    finally:
+        _, err = sender.communicate(timeout=15)
+    assert sender.returncode == 0, err
+
+
 def test_group_send_reads_stdin_too(cli: Cli, url: str) -> None:
     assert cli("group-add", "feed", "reader", "--layer", url).code == 0
     sent = cli("group-send", "feed", "-", "--layer", url, stdin='{"type": "a"}\n\n{"type": "b"}\n')
@@ -295,10 +338,11 @@ def test_an_invalid_name_is_bad_input(cli: Cli, args: tuple[str, ...], name: str
     assert name in err
 
 
-def test_an_unreachable_server_exits_1(cli: Cli) -> None:
-    got = cli("send", "jobs", '{"type": "t"}', "--layer", "redis://127.0.0.1:1")
-    assert got.code == 1
-    assert "ChannelLayerConnectionError" in one_line(got.err)
+@pytest.mark.parametrize("layer", ["redis://127.0.0.1:1", "amqp://guest:guest@127.0.0.1:1/"])
+def test_an_unreachable_server_exits_1_with_one_line_and_nothing_else(layer: str) -> None:
+    got = run("send", "jobs", '{"type": "t"}', "--layer", layer)
+    assert got.returncode == 1
+    assert "ChannelLayerConnectionError" in one_line(got.stderr)  # no client library's log
 
 
 @pytest.mark.parametrize(
@@ -367,9 +411,14 @@ def test_stats_table_and_json(cli: Cli, url: str, shared: tuple[dict[str, Any], 
     assert table.out.splitlines()[0].split() == ["backend", backend]
     as_json = cli("stats", "--json", "--layer", url)
     assert as_json.code == 0, as_json.err
-    stats = json.loads(as_json.out)
-    assert stats["backend"] == backend
-    assert stats["sent"] == 0
+    figures = json.loads(as_json.out)
+    assert figures["backend"] == backend
+    assert figures["scope"] == "deployment"  # every backend keeps shared figures
+    assert figures["counters"]["sent"] >= 0
+    exposition = cli("stats", "--prometheus", "--layer", url)
+    assert exposition.code == 0, exposition.err
+    names = {f.name for f in text_string_to_metric_families(exposition.out)}
+    assert {"chanlayers_sent", "chanlayers_delivered", "chanlayers_dropped"} <= names
 
 
 # -- which layer ------------------------------------------------------------------------------
@@ -437,3 +486,67 @@ def test_help_documents_the_bytes_form_and_exit_status(cli: Cli) -> None:
         out = cli(command, "--help").out
         assert '{"$bytes": "<base64>"}' in out
         assert "exit status" in out
+
+
+# -- no layer, unreachable servers, non-JSON numbers, --version ------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("send", "jobs", '{"type": "t"}'),
+        ("group-send", "room", '{"type": "t"}'),
+        ("receive", "jobs", "--timeout", "1"),
+        ("group-add", "room", "jobs"),
+        ("group-discard", "room", "jobs"),
+        ("flush", "--yes"),
+        ("stats",),
+        ("worker", "jobs", "--app", "json:loads"),
+    ],
+)
+def test_no_layer_configured_is_refused_with_a_hint(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    # A process-private in-memory layer would report success and deliver nowhere.
+    for name in ("CHANNEL_LAYERS", "CHANNEL_LAYER_URL", "DJANGO_SETTINGS_MODULE"):
+        monkeypatch.delenv(name, raising=False)
+    got = cli(*args)
+    assert got.code == 2
+    err = one_line(got.err)
+    assert "no channel layer is configured" in err
+    assert "--layer URL" in err
+    assert "memory://" in err
+    assert "CHANNEL_LAYER_URL" in err
+
+
+def test_receive_from_a_server_that_is_not_there_fails_at_once(cli: Cli) -> None:
+    started = time.monotonic()
+    got = cli("receive", "jobs", "--layer", "redis://127.0.0.1:1")
+    assert got.code == 1
+    assert "ChannelLayerConnectionError" in one_line(got.err)
+    assert time.monotonic() - started < 20  # not waiting for ever
+
+
+def test_receive_retry_keeps_trying_visibly_until_the_timeout(cli: Cli) -> None:
+    got = cli("receive", "jobs", "--retry", "--timeout", "3", "--layer", "redis://127.0.0.1:1")
+    assert got.code == 1
+    lines = got.err.splitlines()
+    assert len(lines) >= 2
+    assert all(line.startswith("chanlayers: ") for line in lines)
+    assert "(retrying in 2 s)" in lines[0]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_not_json(cli: Cli, constant: str) -> None:
+    got = cli("send", "x", f'{{"type": "t", "f": {constant}}}', "--layer", "memory://")
+    assert got.code == 2
+    assert f"{constant} is not JSON" in one_line(got.err)
+    got = cli("send", "x", "-", "--layer", "memory://", stdin=f'{{"type": "t", "f": {constant}}}')
+    assert got.code == 2
+    assert f"stdin line 1: {constant} is not JSON" in one_line(got.err)
+
+
+def test_version(cli: Cli) -> None:
+    got = cli("--version")
+    assert got.code == 0
+    assert re.fullmatch(r"chanlayers \d+\.\d+\.\d+\S*\n", got.out)

@@ -64,6 +64,14 @@ async def test_websocket_connect_frames_json_and_disconnect() -> None:
     assert comm.future.exception() is None
 
 
+def test_websocket_spec_version_goes_into_the_scope_when_given() -> None:
+    assert (
+        WebsocketCommunicator(Echo.as_asgi(), "/ws/", spec_version="2.3").scope["spec_version"]
+        == "2.3"
+    )
+    assert "spec_version" not in WebsocketCommunicator(Echo.as_asgi(), "/ws/").scope
+
+
 async def test_websocket_refusal_is_false_and_the_close_code() -> None:
     comm = WebsocketCommunicator(Refuse.as_asgi(), "/ws/")
     assert await comm.connect() == (False, 4403)
@@ -104,7 +112,7 @@ async def test_http_response_that_is_not_http_fails_clearly() -> None:
         await receive()
         await send({"type": "websocket.close"})
 
-    with pytest.raises(AssertionError, match="expected a 'http.response.start'"):
+    with pytest.raises(AssertionError, match="Expected type 'http.response.start', but was 'w"):
         await HttpCommunicator(not_http, "GET", "/").get_response()
 
 

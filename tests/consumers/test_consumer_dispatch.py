@@ -62,7 +62,7 @@ async def test_dispatch_by_type(consumer: type[AsyncConsumer | SyncConsumer]) ->
 @pytest.mark.parametrize(
     ("message", "text"),
     [
-        ({"type": "_private"}, "'_private'"),
+        ({"type": "_private"}, r"Malformed type in message \(leading underscore\): '_private'"),
         ({"type": ".chat"}, "'.chat'"),
         ({"type": "chat__message"}, "'chat__message'"),
         ({"type": 5}, "got 5"),

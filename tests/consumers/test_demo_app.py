@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import os
+import secrets
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from consumers.demo import serve
-from consumers.demo.app import make_app
+from consumers.demo.app import allowed_hosts, make_app
 from consumers.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
 from layers import ChannelLayer
 
+# The page's own origin, as a browser on this machine sends it.
+LOCAL = [(b"origin", b"http://localhost:8000")]
+
 
 async def joined(path: str = "/ws/lobby") -> tuple[WebsocketCommunicator, dict[str, Any]]:
-    comm = WebsocketCommunicator(make_app(), path)
+    comm = WebsocketCommunicator(make_app(), path, headers=LOCAL)
     assert (await comm.connect())[0] is True
     welcome = await comm.receive_json_from()
     return comm, welcome
@@ -42,6 +48,10 @@ async def test_the_page_is_one_self_contained_html_file() -> None:
     assert b"https://" not in page
     missing = await HttpCommunicator(make_app(), "GET", "/nope").get_response()
     assert missing["status"] == 404
+    icon = await HttpCommunicator(make_app(), "GET", "/favicon.ico").get_response()
+    assert icon["status"] == 200
+    assert (b"content-type", b"image/svg+xml") in icon["headers"]
+    assert icon["body"].startswith(b"<svg")
 
 
 async def test_two_clients_in_a_room_and_a_group_send_from_outside(layer: ChannelLayer) -> None:
@@ -87,12 +97,37 @@ async def test_two_clients_in_a_room_and_a_group_send_from_outside(layer: Channe
 
 
 async def test_a_room_that_cannot_be_a_group_is_refused(layer: ChannelLayer) -> None:
-    comm = WebsocketCommunicator(make_app(), "/ws/no%20spaces")
+    comm = WebsocketCommunicator(make_app(), "/ws/no%20spaces", headers=LOCAL)
     assert await comm.connect() == (False, 1000)
     await comm.disconnect()
-    long_room = WebsocketCommunicator(make_app(), "/ws/" + "x" * 100)
+    long_room = WebsocketCommunicator(make_app(), "/ws/" + "x" * 100, headers=LOCAL)
     assert (await long_room.connect())[0] is False
     await long_room.disconnect()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"origin", b"https://evil.example")],
+        [(b"origin", b"http://localhost.evil.example:8000")],
+        [],  # no Origin: as in Channels, refused unless "*" is allowed
+    ],
+)
+async def test_another_sites_page_cannot_join_a_room(
+    layer: ChannelLayer, headers: list[tuple[bytes, bytes]]
+) -> None:
+    comm = WebsocketCommunicator(make_app(), "/ws/lobby", headers=headers)
+    assert await comm.connect() == (False, 1000)
+    await comm.disconnect()
+    assert await layer.group_channels("room.lobby") == []
+
+
+def test_the_demo_allows_this_machine_and_what_it_is_told() -> None:
+    assert allowed_hosts({}) == ["localhost", "127.0.0.1", "[::1]"]
+    assert allowed_hosts({"CHANLAYERS_DEMO_ALLOWED_HOSTS": "a.example, .b.example"}) == [
+        "a.example",
+        ".b.example",
+    ]
 
 
 async def test_lifespan_closes_the_layer_at_shutdown(layer: ChannelLayer) -> None:
@@ -136,3 +171,29 @@ def test_console_demo_is_still_there() -> None:
     )
     assert bad.returncode == 2
     assert "a port is 1-65535" in bad.stderr
+
+
+async def test_join_and_leave_lines_name_the_user(layer: ChannelLayer) -> None:
+    watcher, _ = await joined("/ws/hall")
+    assert (await watcher.receive_json_from())["user"] == "anonymous"  # its own join
+    ann, _ = await joined("/ws/hall?user=ann")
+    frame = await watcher.receive_json_from()
+    assert (frame["type"], frame["event"], frame["user"]) == ("presence", "joined", "ann")
+    await ann.disconnect()
+    frame = await watcher.receive_json_from()
+    assert (frame["event"], frame["user"]) == ("left", "ann")
+    await watcher.disconnect()
+
+
+def test_the_printed_group_send_command_works_in_a_new_shell(tmp_path: Path) -> None:
+    # A new shell has no venv on PATH: the hint names the script (or python) in full.
+    hint = serve.group_send_hint(f"ipc://hint{secrets.token_hex(3)}")
+    assert os.path.isabs(shlex.split(hint)[0])
+    done = subprocess.run(
+        ["/bin/sh", "-c", hint],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 from tests.consumers.conftest import cli_process, free_port
 
@@ -19,14 +20,16 @@ async def next_chat(client: ClientConnection) -> dict[str, Any]:
             return dict(frame)
 
 
-async def open_until_two_workers(url: str) -> tuple[ClientConnection, ClientConnection]:
-    """Connect until two clients are served by different worker processes."""
+async def open_until_two_workers(
+    url: str, origin: str
+) -> tuple[ClientConnection, ClientConnection]:
+    """Connect (from origin's page) until two clients are served by different workers."""
     first: ClientConnection | None = None
     first_pid = None
     async with asyncio.timeout(30):
         while True:
             try:
-                client = await connect(url)
+                client = await connect(url, origin=Origin(origin))
             except OSError:
                 await asyncio.sleep(0.1)  # the server is still starting
                 continue
@@ -48,7 +51,9 @@ async def test_two_browsers_on_two_workers_and_an_external_group_send(
     async with cli_process(
         "demo", "--workers", "2", "--port", str(port), "--layer", redis_layer_url
     ) as server:
-        first, second = await open_until_two_workers(f"ws://127.0.0.1:{port}/ws/lobby")
+        first, second = await open_until_two_workers(
+            f"ws://127.0.0.1:{port}/ws/lobby", f"http://127.0.0.1:{port}"
+        )
         async with first, second:
             await first.send(json.dumps({"user": "ann", "text": "hello from worker one"}))
             for client in (first, second):

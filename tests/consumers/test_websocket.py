@@ -15,6 +15,7 @@ from consumers import (
     JsonWebsocketConsumer,
     WebsocketConsumer,
 )
+from consumers.testing import WebsocketCommunicator
 from layers import ChannelLayer
 
 SCOPE = {"type": "websocket", "path": "/ws/", "subprotocols": ["chat.v1"]}
@@ -225,12 +226,21 @@ async def test_json_round_trip(consumer: type[JsonEcho] | type[SyncJsonEcho]) ->
 
 
 @pytest.mark.parametrize("consumer", JSON_ECHOES)
+async def test_a_binary_frame_to_a_json_consumer_raises_value_error(
+    consumer: type[JsonEcho] | type[SyncJsonEcho],
+) -> None:
+    comm = await connected(consumer)
+    await comm.send_input({"type": "websocket.receive", "bytes": b'{"a": 1}'})
+    with pytest.raises(ValueError, match="binary WebSocket frame"):
+        await comm.wait(timeout=1)
+
+
+@pytest.mark.parametrize("consumer", JSON_ECHOES)
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
         ({"text": "{not json"}, 1007),
         ({"text": "[" * 100_000}, 1007),
-        ({"bytes": b'{"a": 1}'}, 1003),
     ],
 )
 async def test_bad_json_closes_and_logs_without_raising(
@@ -245,3 +255,29 @@ async def test_bad_json_closes_and_logs_without_raising(
         assert await comm.receive_output(timeout=1) == {"type": "websocket.close", "code": code}
     assert any(f"closing with {code}" in r.getMessage() for r in caplog.records)
     await disconnect(comm, code=code)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [[[b"x-list", b"1"]], [(b"x-tuple", b"2")]],
+)
+async def test_accept_passes_headers_on_as_given(headers: list[Any]) -> None:
+    class Headed(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.accept(headers=headers)
+
+    comm = WebsocketCommunicator(Headed.as_asgi(), "/ws/")
+    assert (await comm.connect())[0] is True
+    assert comm.response_headers == headers
+    await comm.disconnect()
+
+
+async def test_accept_refuses_headers_that_are_not_byte_pairs() -> None:
+    class Bad(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.accept(headers=[("x-str", "1")])  # type: ignore[list-item]
+
+    comm = WebsocketCommunicator(Bad.as_asgi(), "/ws/")
+    await comm.send_input({"type": "websocket.connect"})
+    with pytest.raises(TypeError, match="pairs of bytes"):
+        await comm.wait(timeout=1)

@@ -29,13 +29,14 @@ class Room(AsyncJsonWebsocketConsumer):
 
 
 @contextlib.asynccontextmanager
-async def serving() -> AsyncIterator[tuple[str, uvicorn.Server]]:
-    """(ws:// URL, server) of a uvicorn server running the app on a free 127.0.0.1 port."""
+async def serving(app: Any = None) -> AsyncIterator[tuple[str, uvicorn.Server]]:
+    """(ws:// URL, server) of a uvicorn server running app (default: the lobby Room) on a
+    free 127.0.0.1 port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    app = URLRouter([route("/ws/lobby/", Room.as_asgi())])
+    app = app or URLRouter([route("/ws/lobby/", Room.as_asgi())])
     # websockets-sansio: uvicorn's default websockets backend is websockets.legacy,
     # which warns on import (and filterwarnings=error turns that into a failure).
     config = uvicorn.Config(

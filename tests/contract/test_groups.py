@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from layers.base import ChannelLayer
 from tests.contract.conftest import Layers
 from tests.helpers import msg, nothing, recv
@@ -80,3 +82,19 @@ async def test_group_members_across_peers(make_layer: Layers) -> None:
     await first.group_send("across", msg(8))
     assert (await recv(first, a))["seq"] == 8
     assert (await recv(second, b))["seq"] == 8
+
+
+async def test_group_add_racing_group_send_after_the_last_member_left(layer: ChannelLayer) -> None:
+    channel = await layer.new_channel()
+    for i in range(10):
+        await layer.group_add("race", channel)
+        await layer.group_discard("race", channel)
+        await asyncio.gather(layer.group_add("race", channel), layer.group_send("race", msg(i)))
+        await layer.group_discard("race", channel)
+    await layer.group_add("race", channel)
+    await layer.group_send("race", msg(99))
+    raced = []  # a racing group_send may or may not have reached the member
+    while (seq := (await recv(layer, channel))["seq"]) != 99:
+        raced.append(seq)
+    assert raced == sorted(set(raced))
+    assert await layer.group_channels("race") == [channel]

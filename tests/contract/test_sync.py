@@ -109,3 +109,13 @@ async def test_a_script_thread_reaches_an_async_consumer(make_layer: object) -> 
     waiting = asyncio.ensure_future(recv(layer, channel))
     await asyncio.to_thread(script)
     assert (await waiting)["seq"] == 7
+
+
+def test_batches_through_the_facade(sync: SyncChannelLayer) -> None:
+    channel = sync.new_channel()
+    sync.group_add("batch", channel)
+    assert sync.send_many((channel, msg(i)) for i in range(3)) == [None] * 3
+    assert sync.group_send_many([("batch", msg(3)), ("batch", msg(4))]) == [None] * 2
+    assert [sync.receive(channel, timeout=5)["seq"] for _ in range(5)] == [0, 1, 2, 3, 4]
+    with pytest.raises(InvalidChannelName, match="send_many item 1"):
+        sync.send_many([(channel, msg()), ("bad name", msg())])

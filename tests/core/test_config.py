@@ -119,3 +119,11 @@ async def test_a_closed_cached_layer_is_replaced() -> None:
     layer = get_channel_layer()
     await layer.close()
     assert get_channel_layer() is not layer
+
+
+def test_install_hints_work_from_pypi_and_from_a_checkout() -> None:
+    from layers.config import install_hint
+
+    hint = install_hint("rabbitmq")
+    assert "pip install 'chanlayers[rabbitmq]'" in hint
+    assert "pip install -e '.[rabbitmq]'" in hint

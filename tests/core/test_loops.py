@@ -7,8 +7,11 @@ import gc
 import threading
 import time
 import weakref
+from typing import Any
 
-from layers.loops import PerLoop
+import pytest
+
+from layers.loops import LoopTasks, PerLoop, run_in_loop
 
 
 class Thing:
@@ -199,3 +202,186 @@ def test_ended_loops_are_not_kept_alive() -> None:
     things.made.clear()
     gc.collect()
     assert [loop() for loop in loops] == [None] * 3
+
+
+# -- LoopTasks and run_in_loop --------------------------------------------------------
+
+
+class LoopThread:
+    """An event loop running in a thread of its own, stopped and closed by close()."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever)
+        self.thread.start()
+
+    def call(self, coro: Any) -> Any:
+        """Run coro in that loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+async def wait_forever(log: list[str], name: str) -> None:
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        log.append(f"{name} cancelled in {threading.current_thread().name}")
+        raise
+
+
+async def test_loop_tasks_cancel_every_loops_tasks_in_their_loop() -> None:
+    tasks, log = LoopTasks(), []
+    other = LoopThread()
+    try:
+
+        async def start_there() -> None:
+            tasks.start("there", wait_forever(log, "there"), name="there")
+
+        other.call(start_there())
+        tasks.start("here", wait_forever(log, "here"), name="here")
+        await asyncio.sleep(0)
+        assert tasks.alive("here")
+        assert tasks.alive("there")
+        await tasks.aclose()  # this loop's task is done when it returns
+        assert log[0] == f"here cancelled in {threading.current_thread().name}"
+        for _ in range(100):
+            if len(log) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert log[1] == f"there cancelled in {other.thread.name}"
+        assert not tasks.alive("here")
+        assert not tasks.alive("there")
+    finally:
+        other.close()
+
+
+async def test_loop_tasks_alive_start_again_and_forget() -> None:
+    tasks = LoopTasks()
+    ran = asyncio.Event()
+
+    async def quick() -> None:
+        ran.set()
+
+    assert not tasks.alive("k")
+    tasks.start("k", quick(), name="quick")
+    assert tasks.alive("k")
+    await ran.wait()
+    await asyncio.sleep(0)
+    assert not tasks.alive("k")  # finished: start() may run another
+    log: list[str] = []
+    tasks.start("k", wait_forever(log, "k"), name="again")
+    assert tasks.alive("k")
+    await asyncio.sleep(0)
+    tasks.forget("k")
+    assert not tasks.alive("k")
+    assert tasks.cancel_all() == []  # forgotten: not this owner's to cancel any more
+    await tasks.aclose()
+    assert log == []
+
+
+def test_a_task_of_a_closed_loop_is_not_alive() -> None:
+    tasks, log = LoopTasks(), []
+
+    async def main() -> None:
+        tasks.start("k", wait_forever(log, "k"), name="k")
+        await asyncio.sleep(0)
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(main())
+    assert tasks.alive("k")
+    loop.close()
+    assert not tasks.alive("k")
+
+    async def close() -> None:
+        assert tasks.cancel_all() == []  # nothing to do in a closed loop
+
+    asyncio.run(close())
+
+
+async def test_run_in_loop_here_there_and_not_at_all() -> None:
+    ran: list[asyncio.AbstractEventLoop] = []
+
+    async def record() -> None:
+        ran.append(asyncio.get_running_loop())
+
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    here = asyncio.get_running_loop()
+    assert await run_in_loop(here, record)
+    with pytest.raises(RuntimeError, match="boom"):
+        await run_in_loop(here, fail)  # here: the caller's to handle
+    other = LoopThread()
+    try:
+        assert await run_in_loop(other.loop, record)
+        assert await run_in_loop(other.loop, fail)  # there: ignored
+    finally:
+        other.close()
+    stopped = asyncio.new_event_loop()
+    try:
+        assert not await run_in_loop(stopped, record)  # not even made: no coroutine to leak
+    finally:
+        stopped.close()
+    assert ran == [here, other.loop]
+
+
+async def test_run_in_loop_waits_only_so_long_for_another_loop() -> None:
+    other = LoopThread()
+    release = threading.Event()
+
+    async def stuck() -> None:
+        await asyncio.to_thread(release.wait, 10)
+
+    try:
+        started = time.monotonic()
+        assert await run_in_loop(other.loop, stuck, patience=0.2)
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        other.close()
+
+
+async def test_spawned_tasks_are_kept_until_done_and_failures_reported() -> None:
+    failures: list[BaseException] = []
+    tasks, log = LoopTasks(on_failure=failures.append), []
+
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    tasks.spawn(fail())
+    tasks.spawn(wait_forever(log, "spawned"))
+    await asyncio.sleep(0.01)
+    assert [str(error) for error in failures] == ["boom"]
+    left = tasks.cancel_all()  # the failed one is gone already; the waiting one is not
+    assert len(left) == 1
+    await asyncio.gather(*left, return_exceptions=True)
+    assert log == [f"spawned cancelled in {threading.current_thread().name}"]
+    assert failures == [failures[0]]  # a cancellation is no failure
+
+
+async def test_cancel_here_leaves_other_loops_tasks_running() -> None:
+    tasks, log = LoopTasks(), []
+    other = LoopThread()
+    try:
+
+        async def spawn_there() -> None:
+            tasks.spawn(wait_forever(log, "there"))
+
+        other.call(spawn_there())
+        tasks.spawn(wait_forever(log, "here"))
+        await asyncio.sleep(0)
+        await asyncio.gather(*tasks.cancel_here(), return_exceptions=True)
+        await asyncio.sleep(0.05)
+        assert log == [f"here cancelled in {threading.current_thread().name}"]
+        await tasks.aclose()
+        for _ in range(100):
+            if len(log) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert log[1] == f"there cancelled in {other.thread.name}"
+    finally:
+        other.close()

@@ -7,7 +7,8 @@ the test's own loop is doing, and a test can drive it from sync or async code al
 * ``refuse()`` / ``accept()`` make new connections fail or succeed (a server that is down);
 * ``pause()`` / ``resume()`` stop and restart forwarding without closing anything (a stall);
   ``pause("down")`` holds only the server's replies, so requests still reach the server;
-* ``delay`` adds latency to every chunk forwarded (a slow link).
+* ``delay`` adds latency to every chunk forwarded (a slow link);
+* ``freeze()`` blocks the proxy itself for a while (for races at its own edges).
 
 ``stats`` counts connections accepted and cut, so a test can tell that the layer really
 reconnected through the proxy. ``record=True`` keeps every byte forwarded (both ways) in
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Coroutine
@@ -69,7 +71,7 @@ class TcpProxy:
         # Connection handlers too: stop() must end them before the loop closes, or
         # they are collected mid-await (unclosed sockets, "coroutine ignored GeneratorExit").
         self._handlers: set[asyncio.Task[Any]] = set()
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="tcp-proxy", daemon=True
@@ -131,6 +133,18 @@ class TcpProxy:
         """Forward bytes both ways again after pause()."""
         self._call(self._set_flowing(True, "both"))
 
+    def freeze(self, seconds: float) -> None:
+        """Block the proxy's loop for seconds (nothing is accepted or forwarded), from
+        when this returns: whatever reaches the proxy meanwhile is handled in one turn."""
+        frozen = threading.Event()
+
+        def block() -> None:
+            frozen.set()
+            time.sleep(seconds)
+
+        self._loop.call_soon_threadsafe(block)
+        frozen.wait(CALL_TIMEOUT)
+
     @property
     def open_links(self) -> int:
         """Connections currently forwarded."""
@@ -145,13 +159,29 @@ class TcpProxy:
         self._flowing = {"up": asyncio.Event(), "down": asyncio.Event()}
         for event in self._flowing.values():
             event.set()
-        self._server = await asyncio.start_server(self._handle, self.listen_host, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        # Not asyncio.start_server: its Server makes an accepted connection's transport in
+        # a later task, and once close() ran that task fails (Server._attach asserts) and
+        # drops the socket unclosed. A client that gave up on its connect leaves exactly
+        # such a connection for stop() to meet. Here a connection is accepted and handed to
+        # its handler in one callback, and stop() just stops calling it.
+        self._listener = socket.create_server((self.listen_host, 0))
+        self._listener.setblocking(False)
+        self.port = self._listener.getsockname()[1]
+        asyncio.get_running_loop().add_reader(self._listener, self._accept_one)
+
+    def _accept_one(self) -> None:
+        assert self._listener is not None
+        try:
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        asyncio.get_running_loop().create_task(self._handle(conn))
 
     async def _stop(self) -> None:
         self._stopping = True
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            asyncio.get_running_loop().remove_reader(self._listener)
+            self._listener.close()
         await self._set_flowing(True, "both")
         me = asyncio.current_task()
         # Tasks are left to end by themselves, not cancelled: a task cancelled before it
@@ -187,19 +217,25 @@ class TcpProxy:
         self.stats.cut += len(links)
         return len(links)
 
-    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+    async def _handle(self, conn: socket.socket) -> None:
         handler = asyncio.current_task()
         assert handler is not None
         self._handlers.add(handler)
         try:
-            # Only stop() cancels a handler. It must not end cancelled: Python 3.11's
-            # start_server calls task.exception() on it, which then raises in a loop
-            # callback (logged) and leaves the client's transport unclosed.
-            with contextlib.suppress(asyncio.CancelledError):
+            # The socket is a transport's once this returns; until then it is ours to close.
+            try:
+                client_r, client_w = await asyncio.open_connection(sock=conn)
+            except BaseException as exc:
+                conn.close()
+                if isinstance(exc, OSError):
+                    return  # the client is gone already
+                raise
+            try:
                 await self._forward(client_r, client_w)
+            finally:
+                client_w.transport.abort()
         finally:
             self._handlers.discard(handler)
-            client_w.transport.abort()
 
     async def _forward(
         self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter

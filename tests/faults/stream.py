@@ -15,6 +15,25 @@ from tests.helpers import msg
 __all__ = ["Ledger", "stream"]
 
 
+async def _send(sender: ChannelLayer, channel: str, seqs: range, ledger: Ledger) -> None:
+    """Send seqs (one send, or one send_many) and note each one's outcome."""
+    if len(seqs) == 1:
+        try:
+            await sender.send(channel, msg(seqs[0]))
+            ledger.sent.append(seqs[0])
+        except ChannelLayerConnectionError:
+            ledger.failed.append(seqs[0])
+        return
+    results = await sender.send_many([(channel, msg(seq)) for seq in seqs])
+    for seq, result in zip(seqs, results, strict=True):
+        if result is None:
+            ledger.sent.append(seq)
+        elif isinstance(result, ChannelLayerConnectionError):
+            ledger.failed.append(seq)
+        else:
+            raise AssertionError(f"seq {seq}: unexpected {result!r}")
+
+
 @dataclass
 class Ledger:
     """Every seq of one stream: sent OK, refused with an error, and received (how often)."""
@@ -56,8 +75,12 @@ async def stream(
     interval: float = 0.002,
     settle: float = 20.0,
     ledger: Ledger | None = None,
+    batch: int = 1,
 ) -> Ledger:
     """Send count messages while receiving; run faults[i] once seq i is reached.
+
+    With batch > 1, the sender sends batch messages per send_many (a fault due inside a
+    batch runs before it), and the ledger takes each item's own result.
 
     Returns once every message sent OK has arrived (or settle seconds passed after the
     last send), plus a short grace period that would reveal late duplicates.
@@ -74,15 +97,13 @@ async def stream(
 
     consumer = asyncio.ensure_future(consume())
     try:
-        for seq in range(count):
-            fault = faults.get(seq)
-            if fault is not None:
-                await fault()
-            try:
-                await sender.send(channel, msg(seq))
-                ledger.sent.append(seq)
-            except ChannelLayerConnectionError:
-                ledger.failed.append(seq)
+        for first in range(0, count, batch):
+            seqs = range(first, min(first + batch, count))
+            for seq in seqs:
+                fault = faults.get(seq)
+                if fault is not None:
+                    await fault()
+            await _send(sender, channel, seqs, ledger)
             await asyncio.sleep(interval)
         done.set()
         if ledger.missing():

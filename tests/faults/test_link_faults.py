@@ -17,13 +17,16 @@ import pytest
 from layers.exceptions import ChannelLayerConnectionError
 from tests.faults.conftest import Rig
 from tests.faults.stream import Ledger, stream
-from tests.helpers import msg, recv
+from tests.helpers import msg, nothing, recv
 
 COUNT = 400
 
 
+@pytest.mark.parametrize("batch", [1, 20])
 @pytest.mark.parametrize("kind", ["local", "normal"])
-async def test_link_cut_mid_stream_loses_and_duplicates_nothing(rig: Rig, kind: str) -> None:
+async def test_link_cut_mid_stream_loses_and_duplicates_nothing(
+    rig: Rig, kind: str, batch: int
+) -> None:
     sender = rig.layer(capacity=10_000)
     receiver = rig.layer(prefix=sender.prefix, capacity=10_000)
     channel = await receiver.new_channel() if kind == "local" else "stream.normal"
@@ -39,7 +42,8 @@ async def test_link_cut_mid_stream_loses_and_duplicates_nothing(rig: Rig, kind: 
         rig.proxy.accept()
 
     faults = {100: cut, 150: cut, 200: outage, 300: cut}
-    ledger = await stream(sender, receiver, channel, COUNT, faults)
+    # batch: sent with send_many, so the receiver also fetches many at a time.
+    ledger = await stream(sender, receiver, channel, COUNT, faults, batch=batch)
     ledger.check_exactly_once()
     assert rig.proxy.stats.cut >= 4, "the faults never reached a live link"
     assert len(ledger.sent) >= COUNT - 100, f"only {len(ledger.sent)} sends succeeded"
@@ -159,13 +163,11 @@ async def test_link_slower_than_the_timeout_fails_sends_clearly(rig: Rig) -> Non
         assert (await recv(receiver, channel, 10))["seq"] == 2
 
 
-# Held replies past every timeout make redis-py 8 drop a pooled connection without
-# closing its transport now and then (an IndexError in get_available_connection is in
-# the warning's context): a client-library leak, collected here so it cannot surface
-# in a later test; our own code is held to filterwarnings=error everywhere else.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("count", [1, 50])
 @pytest.mark.parametrize("kind", ["local", "normal"])
-async def test_reply_lost_after_the_server_popped_loses_nothing(rig: Rig, kind: str) -> None:
+async def test_reply_lost_after_the_server_popped_loses_nothing(
+    rig: Rig, kind: str, count: int
+) -> None:
     # The receiver's requests reach the server but its replies are held past every
     # timeout: the server pops the message, the reader gives up on the reply.
     sender = rig.direct()
@@ -174,10 +176,15 @@ async def test_reply_lost_after_the_server_popped_loses_nothing(rig: Rig, kind: 
     waiting = asyncio.ensure_future(recv(receiver, channel, 6))
     await asyncio.sleep(0.3)  # the reader is blocked waiting for a message
     rig.proxy.pause("down")
-    await sender.send(channel, msg(1))
+    # count > 1: the server hands over a whole prefetched batch that the reply loses.
+    assert await sender.send_many([(channel, msg(i)) for i in range(count)]) == [None] * count
     await asyncio.sleep(2.5)  # past socket_timeout + blocking_timeout, and a retry
     rig.proxy.resume()
-    assert (await waiting)["seq"] == 1
+    assert (await waiting)["seq"] == 0
+    assert [(await recv(receiver, channel))["seq"] for _ in range(1, count)] == list(
+        range(1, count)
+    )
+    await nothing(receiver, channel)
     gc.collect()
 
 

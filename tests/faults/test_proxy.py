@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import time
 from collections.abc import Iterator
@@ -84,3 +85,16 @@ def test_delay_slows_every_chunk(proxy: TcpProxy) -> None:
         assert _ping(sock) == b"+PONG\r\n"
         # one chunk each way: at least two delays
         assert time.monotonic() - started >= 0.4
+
+
+def test_connections_arriving_as_it_stops_are_closed(own_redis: RedisProcess) -> None:
+    # A client that gives up on its connect (a layer closing mid-reconnect) leaves a
+    # connection in the listener's backlog: accepted in the turn where stop() begins,
+    # it must be closed like any other (an unclosed socket fails the test, at gc).
+    proxy = TcpProxy("127.0.0.1", own_redis.port).start()
+    proxy.freeze(0.3)
+    clients = [socket.create_connection(proxy.address, timeout=2) for _ in range(3)]
+    for client in clients:
+        client.close()
+    proxy.stop()
+    gc.collect()

@@ -13,9 +13,13 @@ from tests.helpers import msg, recv
 __all__ = ["deliveries_go_on", "foreign", "tampered", "until"]
 
 
-def tampered(payload: bytes, data: st.DataObject) -> bytes:
-    """payload truncated, or with one byte flipped."""
-    if data.draw(st.booleans(), label="truncate"):
+def tampered(payload: bytes, data: st.DataObject, encrypted: bool) -> bytes:
+    """payload truncated, or (encrypted) with one byte flipped.
+
+    Plaintext has no integrity check: a flipped byte can make another valid message
+    (seq 0 flipped is seq -1), so plaintext is only truncated, which never decodes.
+    """
+    if not encrypted or data.draw(st.booleans(), label="truncate"):
         return payload[: data.draw(st.integers(0, max(len(payload) - 1, 0)), label="cut at")]
     index = data.draw(st.integers(0, len(payload) - 1), label="flip at")
     return payload[:index] + bytes([payload[index] ^ 0xFF]) + payload[index + 1 :]

@@ -34,7 +34,9 @@ PLAUSIBLE = {
         st.integers(-1, 100),
         max_size=2,
     ),
-    "symmetric_encryption_keys": st.lists(st.text(max_size=8) | st.binary(max_size=8), max_size=2),
+    "symmetric_encryption_keys": st.lists(
+        st.text(max_size=24) | st.binary(max_size=24), max_size=2
+    ),
     "max_message_size": st.integers(-1, 1 << 30),
     "prefix": st.text("abc.-_!:{ ", max_size=12),
 }

@@ -51,7 +51,7 @@ async def client(redis_url: str) -> AsyncIterator[Redis]:
 async def test_garbage_in_redis_lists_is_dropped_and_counted(
     redis_url: str, client: Redis, encrypted: bool, garbage: list[bytes], data: st.DataObject
 ) -> None:
-    keys = ["k1"] if encrypted else None
+    keys = ["k1-sixteen-bytes-at-least"] if encrypted else None
     # Relaying: the valid messages below go through the inbox the garbage is in.
     layer = RelayingRedisChannelLayer(
         hosts=[redis_url], prefix=f"z{secrets.token_hex(4)}", symmetric_encryption_keys=keys
@@ -63,7 +63,7 @@ async def test_garbage_in_redis_lists_is_dropped_and_counted(
         good = layer.codec.encode(msg(0))
         broken = [
             *garbage,
-            FAR_FUTURE + part + b"\n" + tampered(good, data),
+            FAR_FUTURE + part + b"\n" + tampered(good, data, encrypted),
             FAR_FUTURE + part + b"\n" + foreign(),
         ]
         await client.rpush(layer.keys.inbox(inbox), *broken)

@@ -63,7 +63,7 @@ async def test_garbage_in_ipc_records_is_dropped_and_counted(
     encrypted: bool, garbage: list[bytes], data: st.DataObject
 ) -> None:
     name = f"z{secrets.token_hex(4)}"
-    keys = ["k1"] if encrypted else None
+    keys = ["k1-sixteen-bytes-at-least"] if encrypted else None
     layer = IPCChannelLayer(name=name, size=1 << 20, symmetric_encryption_keys=keys)
     try:
         local, other, member = [await layer.new_channel() for _ in range(3)]
@@ -72,7 +72,7 @@ async def test_garbage_in_ipc_records_is_dropped_and_counted(
         await layer.group_add("g", member)
         await layer.group_add("g", "normal")
         good = layer.codec.encode(msg(0))
-        payloads = [tampered(good, data), foreign(), *garbage]
+        payloads = [tampered(good, data, encrypted), foreign(), *garbage]
         # A record for a real channel names it in its header, then the payload.
         headed = [part + b"\n" + p for p in payloads]
         place(layer, inbox, [*garbage, *headed])

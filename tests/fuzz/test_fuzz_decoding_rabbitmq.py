@@ -108,7 +108,7 @@ async def test_garbage_in_rabbitmq_queues_is_dropped_and_counted(
     options: dict[str, Any] = {
         "url": amqp_url,
         "prefix": f"z{secrets.token_hex(4)}",
-        "symmetric_encryption_keys": ["k1"] if encrypted else None,
+        "symmetric_encryption_keys": ["k1-sixteen-bytes-at-least"] if encrypted else None,
     }
     layer, peer = RabbitMQChannelLayer(**options), RabbitMQChannelLayer(**options)
     try:
@@ -116,7 +116,7 @@ async def test_garbage_in_rabbitmq_queues_is_dropped_and_counted(
         await layer.group_add("g", member)
         await layer.group_add("g", "normal")  # declares its queue, bound to the group
         good = layer.codec.encode(msg(0))
-        payloads = [*bodies, tampered(good, data), foreign()]
+        payloads = [*bodies, tampered(good, data, encrypted), foreign()]
         headed = [(data.draw(delivered_headers, label="headers"), b) for b in payloads]
         bad_headers = data.draw(st.lists(inbox_headers(local), min_size=1, max_size=6))
         to_inbox = [({**h, wire.CHANNEL: local}, b) for h, b in headed]

@@ -51,3 +51,37 @@ async def test_messages_are_copied_not_shared() -> None:
     sent["items"].append(2)
     assert (await recv(layer, "c"))["items"] == [1]
     await layer.close()
+
+
+async def test_groups_is_a_read_only_view_as_channels_tests_read_it() -> None:
+    layer = InMemoryChannelLayer(group_expiry=60)
+    await layer.group_add("room", "a")
+    await layer.group_add("room", "b")
+    await layer.group_add("other", "a")
+    view = layer.groups
+    assert set(view) == {"room", "other"}
+    assert set(view["room"]) == {"a", "b"}
+    with pytest.raises(TypeError):
+        view["room"]["c"] = 0.0  # type: ignore[index]
+    await layer.group_discard("room", "a")
+    await layer.group_discard("room", "b")
+    assert "room" not in layer.groups
+    assert set(view["room"]) == {"a", "b"}  # a snapshot: the old view is unchanged
+    await layer.close()
+
+
+async def test_channels_is_a_read_only_view_of_busy_channels() -> None:
+    layer = InMemoryChannelLayer()
+    await layer.send("a", msg(1))
+    await layer.send("a", msg(2))
+    waiting = asyncio.create_task(layer.receive("b"))
+    await asyncio.sleep(0)
+    assert dict(layer.channels) == {"a": 2, "b": 0}
+    with pytest.raises(TypeError):
+        layer.channels["c"] = 1  # type: ignore[index]
+    await recv(layer, "a")
+    await recv(layer, "a")
+    await layer.send("b", msg(3))
+    await waiting
+    assert dict(layer.channels) == {}
+    await layer.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import mmap
 import os
@@ -51,22 +52,30 @@ async def compete(layer: IPCChannelLayer, channel: str) -> None:
         say(message["seq"])
 
 
-def _mark_writes(path: str) -> None:
+def _mark_writes(path: str, die_at: int = -1) -> None:
     """Keep byte 0 of the file at path at 1 from a send's first heap write to its commit.
 
-    The parent reads it after kill -9 to tell that the kill landed inside a write.
+    The parent reads it after kill -9 to tell that the kill landed inside a write. With
+    die_at >= 0 the process kills itself right after heap write number die_at (counted
+    from 0), inside that send, before its commit.
     """
     with open(path, "r+b") as file:
         phase = mmap.mmap(file.fileno(), 1)
     push, push_local, commit = State.push, State.push_local, Region._commit
+    writes = itertools.count()
 
-    def marked_push(self: State, *args: Any) -> bool:
-        phase[0] = 1
-        return push(self, *args)
+    def written(done: bool) -> bool:
+        if next(writes) == die_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return done
 
-    def marked_push_local(self: State, *args: Any) -> bool:
+    def marked_push(self: State, *args: Any, **options: Any) -> bool:
         phase[0] = 1
-        return push_local(self, *args)
+        return written(push(self, *args, **options))
+
+    def marked_push_local(self: State, *args: Any, **options: Any) -> bool:
+        phase[0] = 1
+        return written(push_local(self, *args, **options))
 
     def marked_commit(self: Region, state: State) -> None:
         commit(self, state)
@@ -77,14 +86,17 @@ def _mark_writes(path: str) -> None:
     Region._commit = marked_commit  # type: ignore[method-assign]
 
 
-async def spam(layer: IPCChannelLayer, run: str, size: str, phase: str, limit: str) -> None:
-    """Send numbered, self-checking messages to 'crash' and group 'crashers', up to limit.
+async def spam(
+    layer: IPCChannelLayer, run: str, size: str, phase: str, limit: str, die_at: str = "-1"
+) -> None:
+    """Send numbered, self-checking messages to 'crash' and group 'crashers', up to limit
+    (or until heap write number die_at, see _mark_writes).
 
     The limit keeps the region from filling: a full region makes group_send skip a
     member (a documented, counted drop), which would look like a lost message.
     """
     n = int(size)
-    _mark_writes(phase)
+    _mark_writes(phase, int(die_at))
     say("ready")
     seq = 0
     while seq < int(limit):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,10 @@ from tests.helpers import msg, nothing, recv
 from tests.ipc.child import body
 from tests.ipc.conftest import Child
 
-KILLS = 30
+KILLS = 30  # by the test, at random instants
+# By the child itself, right after a random heap write of a send, before its commit: a
+# kill inside a write on every run, where random instants land there only by chance.
+KILLS_MID_WRITE = 3
 MARKER = {"type": "test.marker"}
 SIZE = 20_000
 REGION = 64 * 1024 * 1024  # a heap of about 48 MiB
@@ -33,6 +37,7 @@ async def _drain(layer: IPCChannelLayer, channel: str) -> list[dict[str, Any]]:
     return got
 
 
+@pytest.mark.timeout(120)  # about 0.3 s a run, several times that under load
 async def test_kill_9_in_the_middle_of_sends_many_times(
     open_layer: Any, region_name: str, children: list[Child], tmp_path: Path
 ) -> None:
@@ -43,18 +48,27 @@ async def test_kill_9_in_the_middle_of_sends_many_times(
     heap_used = layer.stats()["region_heap_used"]  # the group's members
     phase = tmp_path / "phase"
     rng = random.Random(1234)
-    mid_write = 0
-    for run in range(KILLS):
+    mid_write = [False] * KILLS + [True] * KILLS_MID_WRITE
+    rng.shuffle(mid_write)
+    for run, inside_a_write in enumerate(mid_write):
         phase.write_bytes(b"\0")
+        # Each send writes three times (two channels and this process's inbox): the
+        # child gets to write LIMIT, whatever its sends' order, long before its limit.
+        die_at = rng.randrange(LIMIT) if inside_a_write else -1
         child = Child(
-            "spam", region_name, str(run), str(SIZE), str(phase), str(LIMIT), capacity=100_000
+            "spam",
+            region_name,
+            *map(str, (run, SIZE, phase, LIMIT, die_at)),
+            capacity=100_000,
         )
         children.append(child)
         assert await child.line() == "ready"
-        await asyncio.sleep(rng.uniform(0, 0.03))
-        child.kill()
-        await child.wait()
-        mid_write += phase.read_bytes() == b"\1"
+        if not inside_a_write:
+            await asyncio.sleep(rng.uniform(0, 0.03))
+            child.kill()
+        assert await child.wait() == -signal.SIGKILL
+        if inside_a_write:
+            assert phase.read_bytes() == b"\1", f"run {run}: not killed inside a write"
         await layer.send("crash", MARKER)
         await layer.group_send("crashers", MARKER)
         for channel in ("crash", "crash.group", member):
@@ -65,7 +79,6 @@ async def test_kill_9_in_the_middle_of_sends_many_times(
             # Every committed send is there once, in order; the one cut short is not.
             seqs = [m["seq"] for m in got]
             assert seqs == list(range(len(got))), f"run {run}, channel {channel!r}"
-    assert mid_write > 0, "no kill landed between a send's first write and its commit"
     # The survivor goes on, and no dead writer's half-written space stayed taken.
     await layer.send("after", msg(1))
     assert (await recv(layer, "after"))["seq"] == 1
@@ -143,3 +156,24 @@ async def test_survivors_reap_a_dead_participant(
     stats = layer.stats()
     assert await layer.group_channels("g") == []
     assert (stats["region_users"], stats["region_queued"]) == (1, 0)
+
+
+async def test_a_dead_participants_wake_up_socket_goes_with_it(
+    open_layer: Any, region_name: str, children: list[Child]
+) -> None:
+    layer = open_layer(expiry=0.2)
+    wake = Path(layer.stats()["region_path"]) / "wake"
+    child = Child("hold_channel", region_name, "g", expiry=0.2)
+    children.append(child)
+    await child.line()
+    for _ in range(100):  # its inbox reader binds its socket as it starts waiting
+        if await asyncio.to_thread(lambda: list(wake.iterdir())):
+            break
+        await asyncio.sleep(0.02)
+    (socket,) = await asyncio.to_thread(lambda: list(wake.iterdir()))
+    child.kill()
+    await child.wait()
+    assert socket.exists()  # a crash leaves it, unlike an abstract name
+    await asyncio.sleep(0.15)
+    await layer.group_send("g", msg())  # the sweep finds the child dead
+    assert not await asyncio.to_thread(socket.exists)

@@ -168,8 +168,9 @@ async def test_an_unreadable_region_starts_afresh_with_a_warning(
     open_layer: Any, region_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     where = default_directory(region_name)
-    where.mkdir()
+    where.mkdir(mode=0o700)
     (where / "region").write_bytes(b"NOTOURS!" + bytes(MIN_SIZE - 8))
+    (where / "region").chmod(0o600)
     with caplog.at_level(logging.WARNING, logger="layers.ipc"):
         layer = open_layer()
     assert "made by another version" in caplog.text

@@ -252,3 +252,27 @@ async def test_a_forked_child_cannot_use_its_parents_layer(open_layer: Any) -> N
         assert pipe.read().startswith(b"an IPCChannelLayer cannot be used across fork()")
     await layer.send("c", msg(1))  # the parent's layer is unharmed
     assert (await recv(layer, "c"))["seq"] == 1
+
+
+async def test_group_messages_are_capped_by_the_receiving_layer_and_counted_nowhere(
+    open_layer: Any,
+) -> None:
+    # Issue 14: a local channel holds its capacity of direct messages plus its capacity
+    # of group ones; group ones are dropped and counted by the owner, never refused.
+    owner, other = open_layer(capacity=2), open_layer(capacity=2)
+    channel = await owner.new_channel()
+    await other.group_add("g", channel)
+    for i in range(3):
+        await other.group_send("g", msg(i))
+    async with asyncio.timeout(5):
+        while owner.stats()["dropped_full"] < 1:
+            await asyncio.sleep(0.01)
+    assert (owner.stats()["dropped_full"], other.stats()["dropped_full"]) == (1, 0)
+    await other.send(channel, msg(10))
+    await other.send(channel, msg(11))
+    with pytest.raises(ChannelFull):
+        await other.send(channel, msg(12))
+    assert [(await recv(owner, channel))["seq"] for _ in range(4)] == [0, 1, 10, 11]
+    await nothing(owner, channel)
+    await other.send(channel, msg(13))  # every direct count was released
+    assert (await recv(owner, channel))["seq"] == 13

@@ -52,7 +52,7 @@ def test_an_inbox_entry_serves_several_channels_and_counts_each() -> None:
     assert (state.local_depth("x!a"), state.local_depth("x!b")) == (2, 1)
     assert state.queued() == 2  # two entries, three messages
     taken, expired = state.pop_inbox("x!", now=0.5, limit=10)
-    assert taken == [(10.0, b"a,b\nboth"), (1.0, b"a\nlate")]
+    assert taken == [(10.0, b"a,b\n\x01\x00both"), (1.0, b"a\n\x01\x00late")]
     assert expired == 0
     # Taken from the region is not yet received: the owner releases the counts.
     assert state.local_depth("x!a") == 2
@@ -64,7 +64,7 @@ def test_an_expired_inbox_entry_releases_its_channels() -> None:
     state = _state()
     assert state.push_local("x!", ["a", "b"], 1.0, b"old")
     assert state.push_local("x!", ["a"], 10.0, b"new")
-    assert state.pop_inbox("x!", now=5.0, limit=10) == ([(10.0, b"a\nnew")], 2)
+    assert state.pop_inbox("x!", now=5.0, limit=10) == ([(10.0, b"a\n\x01\x00new")], 2)
     assert state.dp == {"x!a": 1}
 
 

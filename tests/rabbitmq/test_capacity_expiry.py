@@ -37,6 +37,28 @@ async def test_group_send_to_a_full_normal_member_counts_a_drop(rabbit: MakeLaye
     await nothing(layer, "busy")
 
 
+async def test_group_send_counts_what_the_broker_confirmed(rabbit: MakeLayer) -> None:
+    sender = rabbit(channel_capacity={"worker": 1})
+    member = rabbit(prefix=sender.prefix)
+    mine, theirs = await sender.new_channel(), await member.new_channel()
+    for channel in (mine, theirs, await member.new_channel(), "worker"):
+        await sender.group_add("room", channel)
+    await sender.group_send("room", msg(1))  # four members, one confirm
+    await sender.group_send("nobody", msg(2))
+    await sender.group_send("room", msg(3))  # "worker" is full: refused
+    stats = sender.stats()
+    assert stats["sent"] == 1  # the confirmed one, not its four deliveries
+    assert stats["group_sends"] == 3
+    assert stats["dropped_full"] == 1
+    assert (
+        stats["group_sends_confirmed"],
+        stats["group_sends_no_member"],
+        stats["group_sends_refused"],
+    ) == (1, 1, 1)
+    assert (await recv(sender, mine))["seq"] == 1
+    assert (await recv(member, theirs))["seq"] == 1
+
+
 async def test_a_peer_process_channel_over_capacity_drops_at_the_receiver(
     rabbit: MakeLayer,
 ) -> None:
@@ -51,6 +73,28 @@ async def test_a_peer_process_channel_over_capacity_drops_at_the_receiver(
     assert [(await recv(receiver, channel))["seq"] for _ in range(2)] == [0, 1]
     await nothing(receiver, channel)
     assert receiver.stats()["dropped_full"] == 1
+
+
+async def test_a_process_that_does_not_keep_up_makes_its_senders_raise_channel_full(
+    rabbit: MakeLayer,
+) -> None:
+    receiver = rabbit(inbox_capacity=3)
+    sender = rabbit(prefix=receiver.prefix)
+    channel = await receiver.new_channel()
+    await receiver.group_add("room", channel)
+    await receiver.inbox.stop()  # stuck: its inbox fills on the broker
+    for i in range(3):
+        await sender.send(channel, msg(i))
+    with pytest.raises(ChannelFull, match="inbox_capacity"):
+        await sender.send(channel, msg(3))
+    with pytest.raises(ChannelFull, match="inbox of the process"):
+        await sender.group_add("hall", channel)  # its owner could not be told
+    await sender.group_send("room", msg(4))  # never raises: counted as a drop
+    assert sender.stats()["dropped_full"] == 1
+    await receiver.inbox.ensure()  # it catches up: the first three arrive, then room again
+    assert [(await recv(receiver, channel))["seq"] for _ in range(3)] == [0, 1, 2]
+    await sender.send(channel, msg(5))
+    assert (await recv(receiver, channel))["seq"] == 5
 
 
 async def test_a_message_expired_in_the_queue_is_counted_by_its_sender(

@@ -38,7 +38,7 @@ async def test_compaction_whose_channel_closed_before_its_acks_keeps_the_records
     layer = rabbit()
     channel = await layer.new_channel()
     await layer.group_add("g", channel)
-    taken = registry._take
+    taken = registry.take
 
     async def take_then_break_the_channel(
         amqp: AbstractChannel, queue: str, count: int
@@ -49,7 +49,7 @@ async def test_compaction_whose_channel_closed_before_its_acks_keeps_the_records
             await amqp.queue_bind(queue, f"{layer.prefix}.no-such-exchange", routing_key="x")
         return got  # type: ignore[return-value]
 
-    monkeypatch.setattr(registry, "_take", take_then_break_the_channel)
+    monkeypatch.setattr(registry, "take", take_then_break_the_channel)
     # The acks of the taken records must not go to the reopened channel (their tags
     # mean nothing there: "unknown delivery tag", another channel error).
     assert await layer.group_channels("g") == [channel]

@@ -83,4 +83,4 @@ async def test_stats_report_the_backend_figures(rabbit: MakeLayer) -> None:
     stats = layer.stats()
     assert stats["backend"] == "RabbitMQChannelLayer"
     assert stats["dropped_unroutable"] == 0
-    assert stats["inbox"] == f"{layer.prefix}.p.{layer.client_id}"
+    assert stats["inbox"] == f"{layer.prefix}:p:{layer.client_id}"

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from layers.rabbitmq.inbox import State
 from tests.helpers import msg, recv
 from tests.rabbitmq.broker import exchange_exists, queue_exists
 from tests.rabbitmq.conftest import MakeLayer
@@ -60,8 +61,8 @@ async def test_flush_deletes_what_the_layer_declared(rabbit: MakeLayer, amqp_url
     for name in ("queued", "named"):
         assert not await queue_exists(amqp_url, topo.channel_queue(name))
     assert not await queue_exists(amqp_url, topo.registry_queue("g"))
-    assert not await exchange_exists(amqp_url, topo.groups)
-    # The layer's own inbox stays (emptied) while the layer lives, and goes with close().
+    # The layer's own inbox stays (emptied) while the layer lives, and goes with close();
+    # the exchanges are anchored to it, and go with it.
     inbox = layer.stats()["inbox"]
     assert await queue_exists(amqp_url, inbox)
     await layer.send(local, msg(1))
@@ -69,6 +70,7 @@ async def test_flush_deletes_what_the_layer_declared(rabbit: MakeLayer, amqp_url
     await layer.close()
     assert not await queue_exists(amqp_url, inbox)
     assert not await exchange_exists(amqp_url, topo.dead_letters)  # auto-deleted with it
+    assert not await exchange_exists(amqp_url, topo.groups)
 
 
 async def test_close_keeps_a_queue_that_holds_messages(rabbit: MakeLayer, amqp_url: str) -> None:
@@ -190,3 +192,36 @@ async def test_recent_ids_are_kept_for_a_bounded_number_of_channels(
         await layer.send(f"made.up.{i}", msg(i))
         assert (await recv(layer, f"made.up.{i}"))["seq"] == i
     assert list(layer.normal._taken) == ["made.up.2", "made.up.3"]
+
+
+async def test_no_two_prefixes_share_a_queue(rabbit: MakeLayer, amqp_url: str) -> None:
+    # With '.' joining the parts, both were the queue "<base>.c.b.c.x".
+    first = rabbit(capacity=5)
+    second = rabbit(prefix=f"{first.prefix}.c.b", capacity=7)
+    await first.send("b.c.x", msg(1))
+    await second.send("x", msg(2))  # another queue: no clash of its arguments either
+    assert (await recv(first, "b.c.x"))["seq"] == 1
+    assert (await recv(second, "x"))["seq"] == 2
+    assert first.topology.channel_queue("b.c.x") != second.topology.channel_queue("x")
+    assert await queue_exists(amqp_url, second.topology.channel_queue("x"))
+
+
+async def test_the_inbox_consumer_goes_through_its_states(rabbit: MakeLayer) -> None:
+    layer = rabbit()
+    inbox = layer.inbox
+    assert inbox.state is State.IDLE
+    channel = await layer.new_channel()
+    assert inbox.state is State.RUNNING
+    assert inbox.running()
+    await inbox.stop()
+    assert inbox.state is State.IDLE
+    assert not inbox.running()
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    assert inbox.state is State.STARTING  # a receiver waits: a consumer is on its way
+    async with asyncio.timeout(5):
+        while not inbox.running():
+            await asyncio.sleep(0.01)
+    assert inbox.state is State.RUNNING
+    await layer.send(channel, msg(1))
+    assert (await receiving)["seq"] == 1

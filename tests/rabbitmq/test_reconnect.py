@@ -99,20 +99,53 @@ async def test_a_send_during_an_outage_waits_then_raises(
     assert [(await recv(layer, "out"))["seq"] for _ in range(2)] == [0, 2]
 
 
-async def test_nothing_confirmed_is_lost_when_the_link_drops(
+async def test_a_cut_while_the_layer_rebinds_does_not_hold_up_the_next_reconnect(
     proxy: TcpProxy, rabbit: MakeLayer, amqp_url: str
 ) -> None:
+    # aio-pika awaits its reconnect callbacks inside the reconnect. The layer's re-binds
+    # its inbox there; cut again meanwhile, a re-bind that waited for the link would hold
+    # up the next reconnect for connect_timeout (8 s), and a send waiting for it fail.
+    layer = rabbit(url=via(proxy, amqp_url), connect_timeout=8)
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)  # the inbox has something to re-bind
+    link = await layer.links.here()
+    cuts: list[int] = []
+
+    def cut_once(*_: Any) -> None:
+        # Runs in the same reconnect as the layer's callback, whose re-bind then waits.
+        if not cuts:
+            cuts.append(proxy.cut())
+
+    link.connection.reconnect_callbacks.add(cut_once)
+    proxy.cut()
+    await _until(lambda: bool(cuts))
+    started = time.monotonic()
+    await layer.send("after.cuts", msg(1))  # waits for the second reconnect
+    assert time.monotonic() - started < 5
+    await layer.group_send("room", msg(2))  # and the re-bind was done after it
+    assert (await recv(layer, channel, timeout=10))["seq"] == 2
+    assert (await recv(layer, "after.cuts"))["seq"] == 1
+
+
+@pytest.mark.parametrize("in_flight", [1, 20])
+async def test_nothing_confirmed_is_lost_when_the_link_drops(
+    proxy: TcpProxy, rabbit: MakeLayer, amqp_url: str, in_flight: int
+) -> None:
+    # in_flight: sends awaited together, their publishes and confirms in flight at once.
     sender = rabbit(url=via(proxy, amqp_url), capacity=1000)
     receiver = rabbit(prefix=sender.prefix, capacity=1000)
     confirmed: list[int] = []
 
+    async def send_one(i: int) -> None:
+        try:
+            await sender.send("keep", msg(i))
+        except ChannelLayerConnectionError:
+            return
+        confirmed.append(i)
+
     async def send_all() -> None:
-        for i in range(200):
-            try:
-                await sender.send("keep", msg(i))
-            except ChannelLayerConnectionError:
-                continue
-            confirmed.append(i)
+        for start in range(0, 200, in_flight):
+            await asyncio.gather(*(send_one(i) for i in range(start, start + in_flight)))
 
     sending = asyncio.ensure_future(send_all())
     while len(confirmed) < 50:

@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from layers.redis.multiplex import Multiplexed, RespParser, pack
+from layers.redis.multiplex import Multiplexed, RespParser, pack, supported
 
 
 @pytest.fixture
@@ -156,3 +156,51 @@ def test_pack_refuses_what_redis_cannot_take() -> None:
     assert pack(("SET", b"k", 1, 2.5)) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n1\r\n$3\r\n2.5\r\n"
     with pytest.raises(TypeError, match="must be bytes, str or a number"):
         pack(("SET", "k", True))
+
+
+class _CountingWrites:
+    """Wraps a transport's write to count the writes (the syscalls) it makes."""
+
+    def __init__(self, wire: Multiplexed) -> None:
+        assert wire._open is not None
+        self.transport = wire._open[0].transport
+        self.real = self.transport.write
+        self.writes: list[bytes] = []
+        self.transport.write = self.write  # type: ignore[method-assign]
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+        self.real(data)
+
+
+async def test_requests_of_one_loop_pass_go_out_in_one_write(wire: Multiplexed) -> None:
+    await wire.execute("PING")  # connected
+    counted = _CountingWrites(wire)
+    values = [str(i) for i in range(64)]
+    assert await asyncio.gather(*(wire.execute("ECHO", v) for v in values)) == [
+        v.encode() for v in values
+    ]
+    # The first request at once, the other 63 together at the end of the pass.
+    assert len(counted.writes) == 2
+    assert counted.writes[1].count(b"ECHO") == 63
+    # A lone request still goes out at once, in its own write.
+    assert await wire.execute("ECHO", "alone") == b"alone"
+    assert len(counted.writes) == 3
+
+
+async def test_execute_many_pipelines_and_reports_each_reply(wire: Multiplexed) -> None:
+    await wire.execute("PING")
+    counted = _CountingWrites(wire)
+    replies = await wire.execute_many([("ECHO", "a"), ("NOSUCHCOMMAND",), ("ECHO", "b")])
+    assert replies[0] == b"a"
+    assert isinstance(replies[1], ResponseError)
+    assert replies[2] == b"b"
+    assert len(counted.writes) == 2
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [("8.1.0", True), ("5.0.0", True), ("4.6.0", False), ("9.0.0", False), ("dev", False)],
+)
+def test_only_tested_redis_py_versions_are_multiplexed(version: str, expected: bool) -> None:
+    assert supported(version) is expected

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from layers.exceptions import ChannelFull
 from layers.redis import RedisChannelLayer
 from layers.redis.ring import HashRing
-from tests.helpers import msg, recv
+from tests.helpers import msg, nothing, recv
 
 
 @pytest.fixture
@@ -118,3 +118,36 @@ async def test_group_send_across_shards_with_lapsed_members(redis_shards: list[s
     finally:
         await layer.flush()
         await layer.close()
+
+
+async def test_group_fan_out_and_a_discard_by_another_process_across_shards(
+    redis_shards: list[str],
+) -> None:
+    # Inboxes of several processes and prefixes spread over the shards: each gets one
+    # entry per group_send, and a discard made by a third layer holds on every shard.
+    prefix = f"t{secrets.token_hex(4)}"
+    owners = [RedisChannelLayer(hosts=redis_shards, prefix=prefix) for _ in range(2)]
+    other = RedisChannelLayer(hosts=redis_shards, prefix=prefix)
+    try:
+        members = [
+            await owner.new_channel(f"p{i}") for owner in owners for i in range(4) for _ in "ab"
+        ]
+        shards = {other.ring.index(other.non_local_name(c)) for c in members}
+        assert len(shards) > 1
+        for channel in members:
+            await other.group_add("room", channel)
+        await other.group_send("room", msg(1))
+        gone = members[::3]
+        for channel in gone:
+            await other.group_discard("room", channel)
+        await other.group_send("room", msg(2))
+        for channel in members:
+            owner = owners[0] if owners[0].owns(channel) else owners[1]
+            expected = [1] if channel in gone else [1, 2]
+            assert [(await recv(owner, channel))["seq"] for _ in expected] == expected
+            if channel in gone:
+                await nothing(owner, channel, 0.02)
+    finally:
+        await other.flush()
+        for layer in (*owners, other):
+            await layer.close()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import time
 
 import redis
 
-from layers.exceptions import ChannelLayerConnectionError
+from layers.exceptions import ChannelLayerClosed, ChannelLayerConnectionError
 from layers.redis import RedisChannelLayer
 from tests.helpers import msg, recv
 from tests.redis_procs import RedisCluster, RedisSentinel
@@ -79,5 +81,64 @@ async def test_cluster_spreads_channels_over_masters(redis_cluster: RedisCluster
         assert (await recv(layer, name))["seq"] == i
     for name in names[:3]:
         assert (await recv(layer, name))["seq"] == 99
+    await layer.flush()
+    await layer.close()
+
+
+async def test_cluster_close_ends_a_blocked_read_at_once(redis_cluster: RedisCluster) -> None:
+    # close() cancels the readers, but a cancel can be lost inside redis-py (Python
+    # 3.11's wait_for, around each command's send): a reader then blocks again, and the
+    # cluster client re-sends a BLMOVE whose connection close() dropped. Closing at
+    # several points of a reader's start-up (connect, CLUSTER SLOTS, the first BLMOVE)
+    # hits that window; each close must still take a fraction of blocking_timeout.
+    block = 4.0
+    for round_ in range(16):
+        layer = RedisChannelLayer(
+            hosts=[redis_cluster.url],
+            cluster=True,
+            prefix=f"t{secrets.token_hex(4)}",
+            blocking_timeout=block,
+        )
+        local = await layer.new_channel()
+        receives = [asyncio.ensure_future(layer.receive(c)) for c in ("normal", local)]
+        await asyncio.sleep(0.008 * round_)
+        started = time.monotonic()
+        await layer.close()
+        took = time.monotonic() - started
+        for receive in receives:
+            with contextlib.suppress(ChannelLayerClosed):
+                await receive
+        assert took < block / 2, f"close took {took:.2f}s (round {round_})"
+
+
+async def test_cluster_clients_of_every_loop_share_one_command_table(
+    redis_cluster: RedisCluster,
+) -> None:
+    # Each event loop has clients of its own (async_to_sync makes a loop per call), and
+    # each cluster client learns the commands' key positions (COMMAND, 50-100 ms to
+    # parse) when it starts: once per cluster is enough.
+    def fetched() -> int:
+        """COMMAND calls the cluster's nodes served (INFO commandstats)."""
+        calls = 0
+        for proc in redis_cluster.procs:
+            for line in str(proc.command("INFO", "commandstats")).splitlines():
+                if line.startswith("cmdstat_command:"):
+                    calls += int(line.split("calls=")[1].split(",")[0])
+        return calls
+
+    layer = RedisChannelLayer(
+        hosts=[redis_cluster.url], cluster=True, prefix=f"t{secrets.token_hex(4)}"
+    )
+    channel = "loops"  # a normal channel: its sends go to Redis from every loop
+
+    def in_a_new_loop(i: int) -> None:
+        asyncio.run(layer.send(channel, msg(i)))
+
+    await asyncio.to_thread(in_a_new_loop, 0)
+    before = fetched()
+    for i in range(1, 5):
+        await asyncio.to_thread(in_a_new_loop, i)
+    assert fetched() == before
+    assert [(await recv(layer, channel))["seq"] for _ in range(5)] == list(range(5))
     await layer.flush()
     await layer.close()

@@ -72,9 +72,9 @@ async def test_plaintext_is_absent_on_the_wire_and_at_rest(
     own_redis: RedisProcess, sniffed: TcpProxy
 ) -> None:
     prefix = f"s{secrets.token_hex(4)}"
-    layer = layer_at(sniffed.address, ["k1"], prefix)
+    layer = layer_at(sniffed.address, ["k1-sixteen-bytes-at-least"], prefix)
     # Another process sends: a layer's messages to its own channels never reach Redis.
-    sender = layer_at(sniffed.address, ["k1"], prefix)
+    sender = layer_at(sniffed.address, ["k1-sixteen-bytes-at-least"], prefix)
     local = await layer.new_channel()
     await layer.group_add("team-a", local)
     await layer.group_add("team-a", "audit.log")
@@ -134,7 +134,7 @@ def rabbit_at(
     )
 
 
-@pytest.mark.parametrize("keys", [["k1"], None], ids=["encrypted", "plain"])
+@pytest.mark.parametrize("keys", [["k1-sixteen-bytes-at-least"], None], ids=["encrypted", "plain"])
 async def test_rabbitmq_queues_and_wire_hold_no_plaintext(
     own_rabbit: RabbitProcess, sniffed_rabbit: TcpProxy, keys: list[str] | None
 ) -> None:
@@ -172,9 +172,11 @@ async def test_rabbitmq_queues_and_wire_hold_no_plaintext(
 
 async def test_key_rotation_across_processes(own_redis: RedisProcess) -> None:
     prefix = f"s{secrets.token_hex(4)}"
-    old = layer_at(own_redis.address, ["old"], prefix)
-    rotating = layer_at(own_redis.address, ["new", "old"], prefix)
-    new_only = layer_at(own_redis.address, ["new"], prefix)
+    old = layer_at(own_redis.address, ["old-sixteen-bytes-at-least"], prefix)
+    rotating = layer_at(
+        own_redis.address, ["new-sixteen-bytes-at-least", "old-sixteen-bytes-at-least"], prefix
+    )
+    new_only = layer_at(own_redis.address, ["new-sixteen-bytes-at-least"], prefix)
     # A message written before the rotation is still read by the rotated layer.
     await old.send("rot", msg(1))
     assert (await recv(rotating, "rot"))["seq"] == 1
@@ -194,8 +196,8 @@ async def test_wrong_key_is_dropped_counted_and_others_still_arrive(
     own_redis: RedisProcess,
 ) -> None:
     prefix = f"s{secrets.token_hex(4)}"
-    sender = layer_at(own_redis.address, ["right"], prefix)
-    stranger = layer_at(own_redis.address, ["wrong"], prefix)
+    sender = layer_at(own_redis.address, ["right-sixteen-bytes-at-least"], prefix)
+    stranger = layer_at(own_redis.address, ["wrong-sixteen-bytes-at-least"], prefix)
     plain = layer_at(own_redis.address, None, prefix)
     await stranger.send("box", msg(1))
     await plain.send("box", msg(2))

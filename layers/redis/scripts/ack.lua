@@ -1,7 +1,9 @@
 -- Release depth counts of process-local channels whose messages left the process's
 -- buffers (received, expired or flushed); a negative count reserves depth for messages
 -- the process put into its own channels' buffers without Redis.
--- KEYS = {depth}; ARGV = {"local_part=n,local_part=-n,...", ttl_ms}
+-- KEYS = {depth, counters}; ARGV = {"local_part=n,local_part=-n,...", ttl_ms, carried}
+-- (carried: counts only the process saw, see counting.lua).
+carry(ARGV[3])
 local reserved = false
 for part, n in string.gmatch(ARGV[1], '([^,=]*)=(%-?%d+)') do
   if redis.call('HINCRBY', KEYS[1], part, -tonumber(n)) <= 0 then

@@ -1,11 +1,20 @@
--- One group_send's deliveries on one shard, bundled: one entry per process inbox.
--- KEYS = normal channel lists..., then (inbox, depth) pairs...
+-- One group_send's deliveries on one shard (one slot on a cluster): a push per normal
+-- channel, and ONE entry per process inbox whatever the number of its members there.
+-- KEYS = normal channel lists..., then inboxes..., then the counters hash
 -- ARGV = {payload, expiry_ms, n_normal, capacity per normal channel...,
---         then per inbox: "local_part=capacity,local_part=capacity,..."}
--- Full members are skipped, never an error. Returns {delivered, dropped_full, expired}.
+--         then per inbox: "*local_part,local_part,...",
+--         then the inbox entry header (layers/inbox.py), put before the payload}
+-- A normal channel's capacity is its list's length, as for a send; a full one is
+-- skipped, never an error. An inbox entry counts nothing in the inbox's depths ('*'
+-- marks it so): its owner caps each channel's group messages at its buffer (issue 14).
+-- Counts as sent each normal channel reached and each member named in an inbox entry
+-- (its owner counts the ones its buffers drop), the full and the expired it dropped.
+-- Returns {normal channels delivered, normal channels full, expired dropped,
+--          members handed to inboxes}.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local payload = ARGV[1]
+local header = ARGV[#ARGV]
 local expiry_ms = tonumber(ARGV[2])
 local expires = string.format('%013d', now + expiry_ms)
 -- Keys outlive their messages so that expired entries are dropped (and counted) by a
@@ -33,26 +42,17 @@ for i = 1, n_normal do
   end
 end
 
-local arg = 4 + n_normal
-local key = n_normal + 1
-while key <= #KEYS do
-  local inbox, depth = KEYS[key], KEYS[key + 1]
-  local accepted = {}
-  for part, capacity in string.gmatch(ARGV[arg], '([^,=]*)=(%d+)') do
-    if tonumber(redis.call('HGET', depth, part) or '0') < tonumber(capacity) then
-      redis.call('HINCRBY', depth, part, 1)
-      accepted[#accepted + 1] = part
-    else
-      full = full + 1
-    end
-  end
+local arg, handed = 4 + n_normal, 0
+for key = n_normal + 1, #KEYS - 1 do
+  local parts = ARGV[arg]
+  redis.call('RPUSH', KEYS[key], expires .. parts .. '\n' .. header .. payload)
+  redis.call('PEXPIRE', KEYS[key], ttl)
+  local _, commas = string.gsub(parts, ',', '')
+  handed = handed + commas + 1
   arg = arg + 1
-  if #accepted > 0 then
-    redis.call('RPUSH', inbox, expires .. table.concat(accepted, ',') .. '\n' .. payload)
-    redis.call('PEXPIRE', inbox, ttl)
-    redis.call('PEXPIRE', depth, ttl)
-    delivered = delivered + #accepted
-  end
-  key = key + 2
 end
-return {delivered, full, expired}
+-- In the counters hash, its last KEY (inline, as in send.lua).
+if delivered + handed > 0 then redis.call('HINCRBY', KEYS[#KEYS], 'sent', delivered + handed) end
+if full > 0 then redis.call('HINCRBY', KEYS[#KEYS], 'dropped_full', full) end
+if expired > 0 then redis.call('HINCRBY', KEYS[#KEYS], 'dropped_expired', expired) end
+return {delivered, full, expired, handed}

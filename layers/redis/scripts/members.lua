@@ -1,6 +1,36 @@
--- The live members of a group, after dropping lapsed ones, joined by ',' (which no
--- channel name contains): one reply line however large the group. KEYS = {group}
+-- A group's live members, bundled per target (see group_add.lua): returns {target,
+-- value, target, value, ...}. A field whose earliest expiry has passed is pruned of
+-- its lapsed members first, so every member returned is live now; the others cost
+-- nothing per member. KEYS = {group} or, from a group_send, {group, counters}
+-- ARGV = {} or {how many group_sends read it}: they are counted here, the one script
+-- every group_send runs once (its deliveries may take none, or one per shard).
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ',')
+if ARGV[1] then redis.call('HINCRBY', KEYS[#KEYS], 'group_sends', tonumber(ARGV[1])) end
+local flat = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #flat, 2 do
+  local target, value = flat[i], flat[i + 1]
+  if tonumber(string.sub(value, 1, 13)) <= now then
+    local kept, earliest = {}, nil
+    for part, expires in string.gmatch(string.sub(value, 14), ',([^,=]*)=(%d+)') do
+      local at = tonumber(expires)
+      if at > now then
+        kept[#kept + 1] = ',' .. part .. '=' .. expires
+        if not earliest or at < earliest then earliest = at end
+      end
+    end
+    if earliest then
+      value = string.format('%013d', earliest) .. table.concat(kept)
+      redis.call('HSET', KEYS[1], target, value)
+    else
+      value = nil
+      redis.call('HDEL', KEYS[1], target)
+    end
+  end
+  if value then
+    out[#out + 1] = target
+    out[#out + 1] = value
+  end
+end
+return out

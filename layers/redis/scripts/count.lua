@@ -1,0 +1,5 @@
+-- Add what a process counted and no script of its carried (counting.py: an idle
+-- process, its close, its own reading of the figures). KEYS = {counters hash}
+-- ARGV = {"name=n,name=n,..."}
+carry(ARGV[1])
+return 0

@@ -1,0 +1,140 @@
+"""Deployment figures on Redis: counters kept by the scripts, read by a fresh process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import signal
+import sys
+
+import pytest
+import redis.asyncio
+
+from layers.redis import RedisChannelLayer, counting
+from tests.helpers import WAIT, figures_elsewhere, msg, recv, with_prefix
+from tests.redis_procs import RedisProcess
+
+
+async def test_a_fresh_process_reads_the_counts_of_others(redis_url: str) -> None:
+    prefix = f"t{secrets.token_hex(4)}"
+    one = RedisChannelLayer(hosts=[redis_url], prefix=prefix, capacity=2)
+    two = RedisChannelLayer(hosts=[redis_url], prefix=prefix, capacity=2)
+    try:
+        mine = await one.new_channel()
+        await one.group_add("room", mine)
+        await one.group_add("room", "jobs")
+        await two.group_add("hall", "jobs")
+        for i in range(3):
+            await two.group_send("room", msg(i))  # the third finds both members full
+        await two.send("other", msg(9))
+        assert (await recv(one, "jobs"))["seq"] == 0
+        assert (await recv(one, mine))["seq"] == 0
+        await asyncio.sleep(1.2)  # both add their counts within SYNC_EVERY
+        url = with_prefix(redis_url, prefix)
+        figures = await figures_elsewhere(url, top=2)
+        assert figures["scope"] == "deployment"
+        counters = figures["counters"]
+        # 2 group deliveries to "jobs" (its third was refused by Redis), 3 to one's inbox
+        # (one's own buffer refused the third: issue 14's rule), one send.
+        assert counters["sent"] == 6
+        assert counters["group_sends"] == 3
+        assert counters["delivered"] == 2
+        assert counters["dropped_full"] == 2
+        assert counters["dropped_expired"] == counters["dropped_dead_owner"] == 0
+        # One left in "jobs" and one in "other"; the group message left in one's own
+        # buffer for `mine` is one's to count (Redis never counted it: issue 14).
+        assert figures["queued"] == 2
+        assert (figures["groups"], figures["members"]) == (2, 3)
+        assert figures["deepest"] == {"jobs": 1, "other": 1}  # ties by name
+        assert figures["largest_groups"] == {"room": 2, "hall": 1}
+        # A layer's own reading adds its latest counts first.
+        await two.send("other", msg(10))
+        assert (await two.figures()).counters["sent"] == 7
+    finally:
+        await one.flush()
+        await one.close()
+        await two.close()
+
+
+@pytest.mark.parametrize("servers", ["redis_single", "redis_sharded", "redis_cluster_options"])
+async def test_the_scripts_count_what_a_killed_process_did(
+    request: pytest.FixtureRequest, servers: str
+) -> None:
+    options = {**request.getfixturevalue(servers), "prefix": f"t{secrets.token_hex(4)}"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.redis.counting_process",
+        json.dumps(options),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    # Killed right after its last script replied: it never added counts of its own.
+    assert (proc.returncode, out) == (-signal.SIGKILL, b"done\n"), err.decode()
+    try:
+        config = {"BACKEND": "layers.redis.RedisChannelLayer", "CONFIG": options}
+        figures = await figures_elsewhere(config)
+        # sent: 1 + 1 to "old", 2 to "jobs" (the third was refused), 2 with send_many,
+        # and per group_send "other" and the two members in the absent inbox ("jobs"
+        # is full: dropped). The expired one was dropped by the second send to "old".
+        assert figures["counters"] == {
+            "sent": 12,
+            "delivered": 0,
+            "group_sends": 2,
+            "dropped_full": 2,
+            "dropped_expired": 1,
+            "dropped_undecodable": 0,
+            "dropped_dead_owner": 0,
+        }
+        assert figures["deepest"] == {"jobs": 2, "many": 2, "other": 2, "old": 1}
+        assert (figures["queued"], figures["groups"], figures["members"]) == (7, 1, 4)
+    finally:
+        async with RedisChannelLayer(**options) as layer:
+            await layer.flush()
+
+
+async def test_deliveries_ride_along_with_the_receivers_scripts(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No periodic addition: only the receiver's own script calls can carry its counts.
+    monkeypatch.setattr(counting, "SYNC_EVERY", 3600.0)
+    prefix = f"t{secrets.token_hex(4)}"
+    # Its inbox reader pops at least every 0.5 s: a call that may carry them (at most
+    # one every CARRY_EVERY seconds does).
+    receiver = RedisChannelLayer(hosts=[redis_url], prefix=prefix, blocking_timeout=0.5)
+    sender = RedisChannelLayer(hosts=[redis_url], prefix=prefix)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        mine = await receiver.new_channel()
+        await sender.send_many([("jobs", msg(0)), ("jobs", msg(1))])
+        await sender.send_many([(mine, msg(i)) for i in range(3)])
+        assert [(await recv(receiver, "jobs"))["seq"] for _ in range(2)] == [0, 1]
+        assert [(await recv(receiver, mine))["seq"] for _ in range(3)] == [0, 1, 2]
+        counted: dict[bytes, bytes] = {}
+        async with asyncio.timeout(WAIT):
+            while counted.get(b"delivered") != b"5":
+                await asyncio.sleep(0.05)
+                counted = await client.hgetall(f"{prefix}:f")
+        assert counted == {b"sent": b"5", b"delivered": b"5"}
+    finally:
+        await client.aclose()
+        await receiver.flush()
+        await receiver.close()
+        await sender.close()
+
+
+async def test_figures_read_keys_in_pipelines(own_redis: RedisProcess) -> None:
+    prefix = f"t{secrets.token_hex(4)}"
+    async with RedisChannelLayer(hosts=[own_redis.url], prefix=prefix) as layer:
+        await layer.send_many([(f"c{i}", msg(i)) for i in range(300)])
+        for i in range(30):
+            await layer.group_add(f"g{i}", f"c{i}")
+    async with RedisChannelLayer(hosts=[own_redis.url], prefix=prefix) as reader:
+        before = int(own_redis.info("stats")["total_reads_processed"])
+        figures = await reader.figures(top=1)
+        reads = int(own_redis.info("stats")["total_reads_processed"]) - before
+        assert (figures.queued, figures.groups, figures.counters["sent"]) == (300, 30, 300)
+        # 331 keys (300 lists, 30 groups, the counters): one read per key otherwise.
+        assert reads < 30, reads
