@@ -178,7 +178,7 @@ def _sentinel_shard(entry: Mapping[str, Any], shown: str | None = None) -> Shard
     ident = name if isinstance(name, str) and name else f"sentinel:{master}/{db}"
 
     def connect(conn: Mapping[str, Any]) -> tuple[Client, list[Client]]:
-        manager = Sentinel(  # type: ignore[no-untyped-call]
+        manager = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
             sentinels, sentinel_kwargs=sentinel_kwargs, **{**conn, **options}
         )
         client: Redis = manager.master_for(master, **{**conn, **options})
