@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,9 +21,12 @@ async def _send(sender: ChannelLayer, channel: str, seqs: range, ledger: Ledger)
     if len(seqs) == 1:
         try:
             await sender.send(channel, msg(seqs[0]))
-            ledger.sent.append(seqs[0])
         except ChannelLayerConnectionError:
             ledger.failed.append(seqs[0])
+            ledger.note_call(ok=False)
+        else:
+            ledger.sent.append(seqs[0])
+            ledger.note_call(ok=True)
         return
     results = await sender.send_many([(channel, msg(seq)) for seq in seqs])
     for seq, result in zip(seqs, results, strict=True):
@@ -32,6 +36,7 @@ async def _send(sender: ChannelLayer, channel: str, seqs: range, ledger: Ledger)
             ledger.failed.append(seq)
         else:
             raise AssertionError(f"seq {seq}: unexpected {result!r}")
+    ledger.note_call(ok=any(result is None for result in results))
 
 
 @dataclass
@@ -41,6 +46,24 @@ class Ledger:
     sent: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     received: Counter[int] = field(default_factory=Counter)
+    # (monotonic time, whether it succeeded) of each send call, for outage lengths.
+    calls: list[tuple[float, bool]] = field(default_factory=list)
+
+    def note_call(self, *, ok: bool) -> None:
+        """Record one send call's outcome and when it ended."""
+        self.calls.append((time.monotonic(), ok))
+
+    def longest_outage(self) -> float:
+        """Longest time from a failed send call to the next one that succeeded (inf: never)."""
+        longest = 0.0
+        failing_since: float | None = None
+        for at, ok in self.calls:
+            if not ok and failing_since is None:
+                failing_since = at
+            elif ok and failing_since is not None:
+                longest = max(longest, at - failing_since)
+                failing_since = None
+        return float("inf") if failing_since is not None else longest
 
     def missing(self) -> list[int]:
         """Sent OK but never received."""
@@ -82,6 +105,10 @@ async def stream(
     With batch > 1, the sender sends batch messages per send_many (a fault due inside a
     batch runs before it), and the ledger takes each item's own result.
 
+    If the last send failed, the sender goes on with further seqs, 0.05 s apart, until
+    one succeeds or settle seconds pass: a test can then tell a layer that recovers
+    slowly (ledger.longest_outage()) from one that never does, whatever the timing.
+
     Returns once every message sent OK has arrived (or settle seconds passed after the
     last send), plus a short grace period that would reveal late duplicates.
     """
@@ -105,6 +132,12 @@ async def stream(
                     await fault()
             await _send(sender, channel, seqs, ledger)
             await asyncio.sleep(interval)
+        extra = count
+        deadline = time.monotonic() + settle
+        while ledger.calls and not ledger.calls[-1][1] and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            await _send(sender, channel, range(extra, extra + 1), ledger)
+            extra += 1
         done.set()
         if ledger.missing():
             with contextlib.suppress(TimeoutError):
