@@ -52,6 +52,8 @@ _RECEIVING_CACHE_SIZE = 65536
 # Entries carry their expiry as 13 digits of Unix ms (good until the year 2286): an
 # expiry must keep it at 13 digits for long after the message was sent.
 _MAX_EXPIRY = 100 * 365 * 86400
+# close(): how long the readers get to end before their connections are dropped again.
+_REDROP_AFTER = 0.05
 
 
 class RedisChannelLayer(ChannelLayer):
@@ -372,13 +374,17 @@ class RedisChannelLayer(ChannelLayer):
         self.local.close()
         mine = self.inbox.readers.cancel() + cancel_everywhere(fetcher_tasks)
         # redis-py lets a blocked read finish before a cancel lands: dropping the
-        # connections ends a BLMOVE at once instead of after blocking_timeout. The
-        # clients are closed for good only once the tasks are done, since a task may
-        # reconnect on its way out.
+        # connections ends a BLMOVE at once instead of after blocking_timeout. A
+        # connection still being made survives the drop, and redis-py may swallow the
+        # cancel meanwhile, so the drop repeats until the tasks end. The clients are
+        # closed for good only then, since a task may reconnect on its way out.
         clients = self.connections.current()
-        if clients is not None:
-            await clients.interrupt()
-        await asyncio.gather(*mine, return_exceptions=True)
+        pending = set(mine)
+        while pending:
+            if clients is not None:
+                await clients.interrupt()
+            _, pending = await asyncio.wait(pending, timeout=_REDROP_AFTER)
+        await asyncio.gather(*mine, return_exceptions=True)  # their errors, retrieved
         await self.connections.aclose()
 
     # -- channels_redis compatibility ----------------------------------------------------

@@ -7,6 +7,7 @@ import contextlib
 import secrets
 import time
 
+import pytest
 import redis
 
 from layers.exceptions import ChannelLayerClosed, ChannelLayerConnectionError
@@ -85,23 +86,30 @@ async def test_cluster_spreads_channels_over_masters(redis_cluster: RedisCluster
     await layer.close()
 
 
-async def test_cluster_close_ends_a_blocked_read_at_once(redis_cluster: RedisCluster) -> None:
-    # close() cancels the readers, but a cancel can be lost inside redis-py (Python
-    # 3.11's wait_for, around each command's send): a reader then blocks again, and the
-    # cluster client re-sends a BLMOVE whose connection close() dropped. Closing at
-    # several points of a reader's start-up (connect, CLUSTER SLOTS, the first BLMOVE)
-    # hits that window; each close must still take a fraction of blocking_timeout.
+@pytest.mark.parametrize("topology", ["standalone", "sentinel", "cluster"])
+async def test_close_ends_a_blocked_read_at_once(
+    topology: str, request: pytest.FixtureRequest, redis_url: str
+) -> None:
+    # close() cancels the readers and drops their connections, but a cancel can be
+    # lost inside redis-py: around each command's send (Python 3.11's wait_for), and
+    # while a blocking connection is still being made, which then survives the drop.
+    # The reader blocks again, and the cluster client re-sends a BLMOVE whose
+    # connection close() dropped. Closing at several points of a reader's start-up
+    # (connect, CLUSTER SLOTS, the first BLMOVE) hits those windows; each close must
+    # still take a fraction of blocking_timeout.
+    options: dict[str, object] = (
+        {"hosts": [redis_url]}
+        if topology == "standalone"
+        else request.getfixturevalue(f"redis_{topology}_options")
+    )
     block = 4.0
     for round_ in range(16):
         layer = RedisChannelLayer(
-            hosts=[redis_cluster.url],
-            cluster=True,
-            prefix=f"t{secrets.token_hex(4)}",
-            blocking_timeout=block,
+            **options, prefix=f"t{secrets.token_hex(4)}", blocking_timeout=block
         )
         local = await layer.new_channel()
         receives = [asyncio.ensure_future(layer.receive(c)) for c in ("normal", local)]
-        await asyncio.sleep(0.008 * round_)
+        await asyncio.sleep(0.001 * round_ if topology == "standalone" else 0.008 * round_)
         started = time.monotonic()
         await layer.close()
         took = time.monotonic() - started
