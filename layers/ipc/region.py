@@ -129,6 +129,9 @@ class Region:
         # A layer dropped without close() must not look alive for ever: closing its
         # liveness file lets the others reap it.
         self._abandon = weakref.finalize(self, _close_fds, self._member_fd, *self.dir.descriptors())
+        # Not at exit: atexit runs weakref's finalizers before earlier handlers, so the
+        # files would be closed under SyncChannelLayer's close(); the OS closes them.
+        self._abandon.atexit = False
 
     # -- opening and closing -------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from layers import ConfigError, SyncChannelLayer
+from tests.helpers import with_prefix
 
 SCRIPT = textwrap.dedent(
     """
@@ -27,9 +28,15 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("scheme", ["memory", "redis"])
-def test_exit_without_close_is_clean(scheme: str, redis_url: str) -> None:
-    url = "memory://" if scheme == "memory" else f"{redis_url}?prefix=exit{secrets.token_hex(3)}"
+@pytest.mark.parametrize("scheme", ["memory", "ipc", "redis", "amqp"])
+def test_exit_without_close_is_clean(scheme: str, request: pytest.FixtureRequest) -> None:
+    name = f"exit{secrets.token_hex(3)}"
+    if scheme == "memory":
+        url = "memory://"
+    elif scheme == "ipc":
+        url = f"ipc://{name}"
+    else:
+        url = with_prefix(request.getfixturevalue(f"{scheme}_url"), name)
     result = subprocess.run(
         [sys.executable, "-X", "dev", "-W", "error", "-c", SCRIPT, url],
         capture_output=True,
