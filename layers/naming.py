@@ -89,7 +89,7 @@ def non_local_name(channel: str) -> str:
 def owned_by(channel: str, client_id: str) -> bool:
     """True if channel is a process-local name new_local_name(..., client_id) made."""
     bang = channel.find("!")
-    return bang > 0 and channel[:bang].endswith("." + client_id)
+    return bang > 0 and channel.endswith("." + client_id, 0, bang)
 
 
 def new_client_id() -> str:

@@ -2,7 +2,8 @@
 
 One consumer per layer (in whichever event loop first needs it, moved when that loop
 closes) puts each message into the LocalChannels buffers and only then acks it, so a
-message taken off the broker is always either buffered or counted as dropped.
+message taken off the broker is always either buffered or counted as dropped. The acks
+of a run of deliveries go out together (acks.py).
 
 How the process knows its local members of a group: a membership table here (group ->
 channel -> until). group_add of one of our own channels writes it directly; group_add
@@ -38,6 +39,7 @@ from ..local import LocalChannels
 from ..loops import run_in_loop
 from ..naming import check_channel
 from . import wire
+from .acks import Acks
 from .broker import Broker
 from .connections import Link, Links, closed_under, quietly
 from .recent import RecentIds
@@ -99,6 +101,8 @@ class Inbox:
         self.declared = False
         # To drop the broker's redelivery of a message whose ack was lost with a connection.
         self._seen = RecentIds(layer.prefetch_count)
+        # A quarter of the prefetch window: the broker never waits on the acks.
+        self._acks = Acks(layer.prefetch_count // 4, layer.spawn)
 
     # -- memberships ---------------------------------------------------------------
 
@@ -191,17 +195,24 @@ class Inbox:
 
     def release(self) -> None:
         """Forget the consumer (its loop is ending): the next ensure() starts another."""
+        self._acks.forget()  # the broker requeues them; RecentIds knows them again
         self._channel = self._queue = self._loop = None
         self._starting = None
         self.state = State.IDLE
 
     async def stop(self) -> None:
         """Close the consumer's channel (in its loop), leaving the queue."""
-        channel, loop = self._channel, self._loop
+        channel, loop, acks = self._channel, self._loop, self._acks
+        self._acks = acks.renewed()  # the next consumer's, in its own loop
         self.release()
         if channel is None or loop is None or loop.is_closed():
             return
-        await run_in_loop(loop, lambda: quietly(channel.close()))
+
+        async def close() -> None:
+            await acks.settle()  # what this consumer delivered is not delivered again
+            await quietly(channel.close())
+
+        await run_in_loop(loop, close)
 
     # -- deliveries -------------------------------------------------------------------
 
@@ -210,7 +221,7 @@ class Inbox:
             if self._first_delivery(message):
                 self._deliver(message)
         finally:
-            await quietly(message.ack())
+            self._acks.later(message)
 
     def _first_delivery(self, message: AbstractIncomingMessage) -> bool:
         """False for a redelivered message this inbox already delivered."""
