@@ -4,14 +4,15 @@ Each script that stores, takes or drops messages adds what it did to a counters 
 in the same call, one HINCRBY by n per counter (scripts/counting.lua): send.lua counts
 what it queued and the expired heads it dropped, group_send.lua the members reached,
 the full and the expired, members.lua the group_sends, pop.lua and fetch.lua the
-expired and oversized entries, and fetch.lua a dead reader's batch (dead_owner). The
+expired and oversized entries, fetch.lua a dead reader's batch (dead_owner), and
+requeue.lua the entries a fetcher gives back that expired meanwhile. The
 hash is ``<prefix>:f`` on each shard; on a cluster, one per slot in use
 (``<prefix>:f:{tag}``, Keys.counts), so that it is in the slot of the keys the script
 touches. The reader sums them all (figures.py).
 
 What only a process sees (a delivery to one of its receivers, a message its buffers
 drop as full, expired or undecodable, a message it sent to its own channels without
-Redis) rides along with a pop, ack or fetch as one more argument, at most one every
+Redis) rides along with a pop, ack, fetch or requeue as one more argument, at most one every
 CARRY_EVERY seconds (taking and packing the counts costs a few microseconds, too much
 for every call of a busy reader): Scripted
 records what the scripts' replies said they counted, and the process's own counters

@@ -138,3 +138,60 @@ async def test_figures_read_keys_in_pipelines(own_redis: RedisProcess) -> None:
         assert (figures.queued, figures.groups, figures.counters["sent"]) == (300, 30, 300)
         # 331 keys (300 lists, 30 groups, the counters): one read per key otherwise.
         assert reads < 30, reads
+
+
+async def _counted(layer: RedisChannelLayer, name: str, wanted: int) -> dict[str, int]:
+    """The layer's deployment counters once name reaches wanted (or the test fails)."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            counters = dict((await layer.figures()).counters)
+            if counters[name] >= wanted:
+                return counters
+            await asyncio.sleep(0.1)
+
+
+async def test_a_give_back_counts_what_expired_in_the_fetchers_buffers(redis_url: str) -> None:
+    prefix = f"t{secrets.token_hex(4)}"
+    sender = RedisChannelLayer(hosts=[redis_url], prefix=prefix, expiry=0.3)
+    receiver = RedisChannelLayer(hosts=[redis_url], prefix=prefix, expiry=0.3, prefetch=10)
+    try:
+        await sender.send_many([("jobs", msg(i)) for i in range(3)])
+        assert (await recv(receiver, "jobs"))["seq"] == 0
+        # The fetcher took all three; nobody takes the other two, which expire in its
+        # buffers before it gives them back (after a LINGER window): requeue.lua drops
+        # and counts them rather than putting them back.
+        counters = await _counted(sender, "dropped_expired", 2)
+        assert (counters["sent"], counters["delivered"], counters["dropped_expired"]) == (3, 1, 2)
+        assert (await sender.figures()).queued == 0
+    finally:
+        await sender.flush()
+        await sender.close()
+        await receiver.close()
+
+
+async def test_what_a_fetcher_gives_back_is_kept_until_a_reader_counts_it(
+    redis_url: str,
+) -> None:
+    prefix = f"t{secrets.token_hex(4)}"
+    sender = RedisChannelLayer(hosts=[redis_url], prefix=prefix, expiry=2)
+    receiver = RedisChannelLayer(hosts=[redis_url], prefix=prefix, expiry=2, prefetch=10)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        sent_at = asyncio.get_running_loop().time()
+        await sender.send_many([("jobs", msg(i)) for i in range(3)])
+        assert (await recv(receiver, "jobs"))["seq"] == 0
+        async with asyncio.timeout(WAIT):  # the other two go back, still live
+            while await client.llen(f"{prefix}:c:{{jobs}}") != 2:
+                await asyncio.sleep(0.05)
+        # The fetch emptied (so deleted) the list: the give-back made it anew, with a
+        # TTL that outlives its entries, so that a later reader drops and counts them.
+        await asyncio.sleep(sent_at + 2.3 - asyncio.get_running_loop().time())
+        with pytest.raises(TimeoutError):
+            await recv(receiver, "jobs", timeout=0.3)
+        counters = await _counted(receiver, "dropped_expired", 2)
+        assert (counters["sent"], counters["delivered"], counters["dropped_expired"]) == (3, 1, 2)
+    finally:
+        await client.aclose()
+        await sender.flush()
+        await sender.close()
+        await receiver.close()
