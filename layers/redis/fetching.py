@@ -132,7 +132,7 @@ async def _fetch(layer: FetchingLayer, reader: _Reader, count: int) -> list[Any]
     carried = layer.counts.carry()
     args: list[Any] = [count, number, held.acked, layer.held_ttl_ms]
     args += [reader.name, reader.lease_ms, reader.held_prefix, layer.codec.max_message_size]
-    args.append(packed(carried))
+    args += [packed(carried), layer.counts.lifetime(reader.counts)]
     task = asyncio.ensure_future(
         scripts.FETCH(
             clients.scripting(reader.shard),
@@ -232,6 +232,7 @@ async def _give_back(layer: FetchingLayer, reader: _Reader, own: bool = True) ->
         return
     carried = layer.counts.carry()
     args = [reader.name if own else "", reader.held.acked, layer.expiry_ms, packed(carried)]
+    args.append(layer.counts.lifetime(reader.counts))
     try:
         clients = await layer.connections.here()
         # finish: a loop shutting down cancels this (a fetcher's last act) mid-reply.

@@ -90,6 +90,17 @@ async def test_the_scripts_count_what_a_killed_process_did(
         }
         assert figures["deepest"] == {"jobs": 2, "many": 2, "other": 2, "old": 1}
         assert (figures["queued"], figures["groups"], figures["members"]) == (7, 1, 4)
+        # Every counters hash the scripts made (one per slot on a cluster) lapses once
+        # nothing counts in it for group_expiry (a day by default).
+        async with RedisChannelLayer(**options) as layer:
+            clients = await layer.connections.here()
+            ttls = []
+            for shard in range(len(layer.shard_names)):
+                client = clients.command(shard)
+                async for key in client.scan_iter(match=f"{options['prefix']}:f*"):
+                    ttls.append(await client.pttl(key))
+            assert ttls
+            assert all(86_000_000 < ttl <= 86_400_000 for ttl in ttls), ttls
     finally:
         async with RedisChannelLayer(**options) as layer:
             await layer.flush()
@@ -195,3 +206,37 @@ async def test_what_a_fetcher_gives_back_is_kept_until_a_reader_counts_it(
         await sender.flush()
         await sender.close()
         await receiver.close()
+
+
+async def test_the_counters_lapse_once_nothing_is_counted_for_group_expiry(
+    redis_url: str,
+) -> None:
+    prefix = f"t{secrets.token_hex(4)}"
+    # The counters' TTL is group_expiry here (longer than a channel's 2 * 0.2 + 1 s);
+    # the layer renews it with a send at most every quarter of it.
+    layer = RedisChannelLayer(hosts=[redis_url], prefix=prefix, expiry=0.2, group_expiry=2)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    key = f"{prefix}:f"
+    loop = asyncio.get_running_loop()
+    try:
+        sends, until = 0, loop.time() + 4
+        while loop.time() < until:  # twice the TTL, and the hash stays all along
+            await layer.send("jobs", msg(sends))
+            sends += 1
+            assert 0 < await client.pttl(key) <= 2000
+            await asyncio.sleep(0.1)
+        assert await client.hget(key, "sent") == str(sends).encode()
+        last = loop.time()
+        async with asyncio.timeout(WAIT):
+            while await client.exists(key):
+                await asyncio.sleep(0.05)
+        assert 1.4 < loop.time() - last < 2.5
+        await layer.send("jobs", msg(sends))  # made anew, with its TTL
+        assert await client.hget(key, "sent") == b"1"
+        assert 0 < await client.pttl(key) <= 2000
+        await layer.flush()
+        assert not await client.exists(key)
+    finally:
+        await client.aclose()
+        await layer.flush()
+        await layer.close()

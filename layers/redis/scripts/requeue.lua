@@ -1,8 +1,8 @@
 -- A normal channel's reader stops: give back the entries it took but could not hand to
 -- a receiver, at the head and in their original order, and end its hold.
 -- KEYS = {list, held, readers, counters}
--- ARGV = {reader, acked, expiry_ms, carried, entries..., oldest first}
--- (carried: counts only the process saw, see counting.lua).
+-- ARGV = {reader, acked, expiry_ms, carried, counters TTL, entries..., oldest first}
+-- (carried: counts only the process saw; the counters TTL: see counting.lua).
 -- A held batch whose request is not the one the reader last got a reply to never
 -- reached it (the reply was lost): it goes back too, after the others (it is newer).
 -- An empty reader only gives back the entries, leaving every hold as it is.
@@ -13,12 +13,13 @@
 -- Returns {entries given back, expired entries dropped}.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
+lifetime(ARGV[5])
 carry(ARGV[4])
 local reader = ARGV[1]
 local held_seq = reader ~= '' and tonumber(redis.call('LINDEX', KEYS[2], 0))
 local acked = tonumber(ARGV[2])
 local given = {}
-for i = 5, #ARGV do given[#given + 1] = ARGV[i] end
+for i = 6, #ARGV do given[#given + 1] = ARGV[i] end
 if held_seq and acked ~= -1 and held_seq ~= acked then
   for _, entry in ipairs(redis.call('LRANGE', KEYS[2], 1, -1)) do given[#given + 1] = entry end
 end
