@@ -22,7 +22,7 @@ from ..exceptions import ChannelLayerConnectionError, ChannelLayerError
 from ..inbox import HEADER
 from . import scripts
 from .connections import Connections
-from .counting import Scripted
+from .counting import Scripted, SharedCounts
 from .groups import GroupPlans
 from .keys import Keys
 from .ring import HashRing
@@ -45,6 +45,7 @@ class Batching(Protocol):
     group_plans: GroupPlans
     expiry_ms: int
     scripted: Scripted
+    counts: SharedCounts
 
     def delivers_here(self, channel: str) -> bool:
         """True for the layer's own process-local channels: they skip Redis."""
@@ -101,6 +102,7 @@ async def send_many(layer: Batching, items: Sequence[tuple[str, bytes]]) -> Batc
                 continue
             shard, keys, part = layer.target(channel)
             args: list[Any] = [layer.expiry_ms, capacity, part or ""]
+            args.append(layer.counts.lifetime(keys[-1]))
             calls.setdefault(shard, []).append((index, keys, args))
             known = channels[channel] = ([], args)
         known[0].append(index)
@@ -135,8 +137,9 @@ async def group_send_many(
     reads: _Calls = {}
     for index, group in enumerate(names):
         key = layer.keys.group(group)
+        counts = layer.keys.counts(key)
         reads.setdefault(layer.ring.index(group), []).append(
-            (index, [key, layer.keys.counts(key)], [groups[group]])
+            (index, [key, counts], [groups[group], layer.counts.lifetime(counts)])
         )
     members: dict[str, Any] = {}
     for shard, replies in (await _run(layer, scripts.MEMBERS, reads)).items():
@@ -154,7 +157,8 @@ async def group_send_many(
         results.append((len(plan.here) - full + plan.handed, full))
         head = [payload, layer.expiry_ms]
         for shard, keys, args in plan.calls:
-            sends.setdefault(shard, []).append((index, keys, head + args + [HEADER]))
+            tail = [layer.counts.lifetime(keys[-1]), HEADER]
+            sends.setdefault(shard, []).append((index, keys, head + args + tail))
     # Per item, its group_send.lua replies from every shard.
     by_item: dict[int, list[Any]] = collections.defaultdict(list)
     for shard, got in (await _run(layer, scripts.GROUP_SEND, sends)).items():

@@ -4,14 +4,15 @@ Each script that stores, takes or drops messages adds what it did to a counters 
 in the same call, one HINCRBY by n per counter (scripts/counting.lua): send.lua counts
 what it queued and the expired heads it dropped, group_send.lua the members reached,
 the full and the expired, members.lua the group_sends, pop.lua and fetch.lua the
-expired and oversized entries, and fetch.lua a dead reader's batch (dead_owner). The
+expired and oversized entries, fetch.lua a dead reader's batch (dead_owner), and
+requeue.lua the entries a fetcher gives back that expired meanwhile. The
 hash is ``<prefix>:f`` on each shard; on a cluster, one per slot in use
 (``<prefix>:f:{tag}``, Keys.counts), so that it is in the slot of the keys the script
 touches. The reader sums them all (figures.py).
 
 What only a process sees (a delivery to one of its receivers, a message its buffers
 drop as full, expired or undecodable, a message it sent to its own channels without
-Redis) rides along with a pop, ack or fetch as one more argument, at most one every
+Redis) rides along with a pop, ack, fetch or requeue as one more argument, at most one every
 CARRY_EVERY seconds (taking and packing the counts costs a few microseconds, too much
 for every call of a busy reader): Scripted
 records what the scripts' replies said they counted, and the process's own counters
@@ -23,6 +24,15 @@ SYNC_EVERY seconds (it only sends to its own channels, or went idle) adds them w
 count.lua, as it does before its own reading of the figures and when it closes.
 A call that failed may have run in Redis all the same: what it carried is carried
 again, counted twice rather than lost (as the depth acks it carries are released).
+
+A counters hash lapses when nothing counted in it for the layer's group_expiry (or
+twice the expiry and a second, the life of a channel's list, if that is longer), so a
+prefix nobody uses any more leaves nothing behind: every script that adds to it gets
+that TTL as an argument (SharedCounts.lifetime), and gives it to a hash it makes (a
+counter equal to what the call added is new). Each process renews each hash it counts
+in with its next call once RENEW_EVERY seconds (or a quarter of the TTL) have passed
+since it last did: one PEXPIRE in a script now and then, none per send, so a hash lasts
+between the TTL less that and the TTL after the last count.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from .scripts import COUNT
 
 __all__ = [
     "CARRY_EVERY",
+    "RENEW_EVERY",
     "SYNC_EVERY",
     "Carried",
     "CountingLayer",
@@ -60,6 +71,9 @@ SYNC_EVERY = 0.5
 """Seconds after which counts that no script carried are added with count.lua."""
 CARRY_EVERY = 0.1
 """Seconds at least between two script calls that carry a process's own counts."""
+RENEW_EVERY = 60.0
+"""Seconds at most between a process's renewals of a counters hash it counts in (a
+quarter of the hash's TTL if that is shorter)."""
 
 Carried = dict[str, int] | None
 """Counts a script call carries (None: nothing to carry)."""
@@ -69,6 +83,8 @@ class CountingLayer(Protocol):
     """What the counters use of a RedisChannelLayer."""
 
     prefix: str
+    expiry: float
+    group_expiry: float
     counters: Counters
     keys: Keys
     ring: HashRing
@@ -149,6 +165,20 @@ class SharedCounts:
         self._lock = threading.Lock()
         self._next_carry = 0.0
         self._task: asyncio.Task[None] | None = None
+        self.ttl_ms = int(1000 * max(layer.group_expiry, 2 * layer.expiry + 1))
+        self._renew_every = min(RENEW_EVERY, self.ttl_ms / 4000)
+        # Per counters hash, when this process renews it next (monotonic seconds).
+        self._renew_at: dict[str, float] = {}
+
+    def lifetime(self, key: str) -> int:
+        """The TTL argument of a script call that adds to the counters hash key: the TTL
+        in ms when this process is due to renew key, else its negative (the script
+        then gives it only to a hash it makes)."""
+        now = time.monotonic()
+        if now < self._renew_at.get(key, 0.0):
+            return -self.ttl_ms
+        self._renew_at[key] = now + self._renew_every
+        return self.ttl_ms
 
     def carry(self) -> Carried:
         """What only this process counted since the last carry, for a script call to
@@ -193,7 +223,8 @@ class SharedCounts:
         key = layer.keys.counted
         try:
             clients = await layer.connections.here()
-            await COUNT(clients.scripting(layer.ring.index(key)), [key], [packed(carried)])
+            args = [packed(carried), self.lifetime(key)]
+            await COUNT(clients.scripting(layer.ring.index(key)), [key], args)
         except BaseException:
             self.give_back(carried)
             raise

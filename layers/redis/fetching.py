@@ -50,6 +50,7 @@ class FetchingLayer(Reader, Sink, Protocol):
     client_id: str
     socket_timeout: float
     prefetch: int
+    expiry_ms: int
     fetchers: Fetchers
 
 
@@ -131,7 +132,7 @@ async def _fetch(layer: FetchingLayer, reader: _Reader, count: int) -> list[Any]
     carried = layer.counts.carry()
     args: list[Any] = [count, number, held.acked, layer.held_ttl_ms]
     args += [reader.name, reader.lease_ms, reader.held_prefix, layer.codec.max_message_size]
-    args.append(packed(carried))
+    args += [packed(carried), layer.counts.lifetime(reader.counts)]
     task = asyncio.ensure_future(
         scripts.FETCH(
             clients.scripting(reader.shard),
@@ -229,16 +230,22 @@ async def _give_back(layer: FetchingLayer, reader: _Reader, own: bool = True) ->
     entries = [b"%013d" % int(wall + (deadline - now) * 1000) + p for deadline, p in leftovers]
     if not entries and not own:
         return
+    carried = layer.counts.carry()
+    args = [reader.name if own else "", reader.held.acked, layer.expiry_ms, packed(carried)]
+    args.append(layer.counts.lifetime(reader.counts))
     try:
         clients = await layer.connections.here()
         # finish: a loop shutting down cancels this (a fetcher's last act) mid-reply.
-        await scripts.REQUEUE(
+        _, expired = await scripts.REQUEUE(
             clients.scripting(reader.shard),
-            [reader.list, reader.held.key, reader.readers],
-            [reader.name if own else "", reader.held.acked, *entries],
+            [reader.list, reader.held.key, reader.readers, reader.counts],
+            [*args, *entries],
             finish=True,
         )
-    except (RedisError, RuntimeError) as exc:
+    except BaseException as exc:
+        layer.counts.give_back(carried)
+        if not isinstance(exc, RedisError | RuntimeError):
+            raise
         if entries:
             layer.counters.requeue_failed += len(entries)
             log.error(
@@ -247,6 +254,10 @@ async def _give_back(layer: FetchingLayer, reader: _Reader, own: bool = True) ->
                 reader.channel,
                 exc,
             )
+    else:
+        # The script counted these in Redis already (as deliver() does for a fetch's).
+        layer.counters.dropped_expired += expired
+        layer.scripted.dropped_expired += expired
 
 
 async def give_back_all(layer: FetchingLayer, channels: set[str]) -> None:

@@ -3,6 +3,9 @@
 The counters are in one hash per shard, or per slot on a cluster (counting.py): the
 reader sums every ``<prefix>:f`` and ``<prefix>:f:{tag}`` it finds.
 
+A counters hash lapses once nothing counted in it for group_expiry (counting.py): the
+counts of a prefix idle that long start again from zero.
+
 What no script runs for and no surviving process sees is not counted: a key whose TTL
 ran out (a channel or inbox nobody used for twice the expiry) takes its unread
 messages with it, as does a send to the inbox of a process that died (its messages
@@ -41,7 +44,8 @@ _NOTE = (
     f"process saw reaches Redis with its next script call or within {SYNC_EVERY:g} s, and "
     "a process killed meanwhile loses those counts; depths leave out group messages "
     "already in their owner process's buffers (Redis never counted them: that "
-    "process's stats() has them)"
+    "process's stats() has them); the counters start again once nothing was counted "
+    "for group_expiry (their hash lapses, so an abandoned prefix leaves nothing behind)"
 )
 # An inbox member's expiry in a group's hash (see scripts/group_add.lua).
 _MEMBER_EXPIRY = re.compile(r"=(\d{13})")

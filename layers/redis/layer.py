@@ -238,7 +238,7 @@ class RedisChannelLayer(ChannelLayer):
                 raise channel_full(channel, capacity)
             return
         shard, keys, part = self.target(channel)
-        args: list[Any] = [self.expiry_ms, capacity, part or ""]
+        args: list[Any] = [self.expiry_ms, capacity, part or "", self.counts.lifetime(keys[-1])]
         args.append(payload if part is None else HEADER + payload)
         clients = await self.connections.here()
         with self._reaching(shard):
@@ -310,7 +310,11 @@ class RedisChannelLayer(ChannelLayer):
         key = self.keys.group(group)
         clients = await self.connections.here()
         with self._reaching(shard):
-            keys = [key, self.keys.counts(key)] if counted else [key]
+            if counted:
+                keys = [key, self.keys.counts(key)]
+                args = [*args, self.counts.lifetime(keys[1])]
+            else:
+                keys = [key]
             return await script(clients.scripting(shard), keys, args)
 
     async def _group_channels(self, group: str) -> list[str]:
@@ -330,9 +334,11 @@ class RedisChannelLayer(ChannelLayer):
         results: list[Any] = []
         if plan.calls:
             clients = await self.connections.here()
-            head, tail = [payload, self.expiry_ms], [HEADER]
+            head, lifetime = [payload, self.expiry_ms], self.counts.lifetime
             runs = [
-                self._group_send_on(clients.scripting(s), s, k, head + a + tail)
+                self._group_send_on(
+                    clients.scripting(s), s, k, [*head, *a, lifetime(k[-1]), HEADER]
+                )
                 for s, k, a in plan.calls
             ]
             # One shard (the common case) needs no tasks.

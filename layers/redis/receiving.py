@@ -66,7 +66,7 @@ async def _pop(
     number = next(_POP_NUMBERS)
     carried = layer.counts.carry()
     args: list[Any] = [count, number, held.acked, layer.held_ttl_ms, layer.codec.max_message_size]
-    args.append(packed(carried))
+    args += [packed(carried), layer.counts.lifetime(keys[-1])]
     acks = head = None
     if inbox is not None:
         acks, head = layer.inbox.acks.take(inbox), layer.inbox.heads.get(inbox)
@@ -160,7 +160,8 @@ async def flush_acks(layer: InboxReader, inbox: str) -> None:
         carried = layer.counts.carry()
         try:
             clients = await layer.connections.here()
-            args = [packed(parts), layer.held_ttl_ms, packed(carried)]
+            lifetime = layer.counts.lifetime(keys[-1])
+            args = [packed(parts), layer.held_ttl_ms, packed(carried), lifetime]
             await scripts.ACK(clients.scripting(shard), keys, args)
         except RedisError as exc:
             state.acks.give_back(inbox, parts)

@@ -126,7 +126,7 @@ ACK = Script("ack", counting=True)
 GROUP_ADD = Script("group_add")
 GROUP_DISCARD = Script("group_discard")
 MEMBERS = Script("members")
-REQUEUE = Script("requeue")
+REQUEUE = Script("requeue", counting=True)
 FETCH = Script("fetch", counting=True)
 COUNT = Script("count", counting=True)
 SOURCES = [

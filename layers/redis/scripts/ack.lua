@@ -1,8 +1,10 @@
 -- Release depth counts of process-local channels whose messages left the process's
 -- buffers (received, expired or flushed); a negative count reserves depth for messages
 -- the process put into its own channels' buffers without Redis.
--- KEYS = {depth, counters}; ARGV = {"local_part=n,local_part=-n,...", ttl_ms, carried}
--- (carried: counts only the process saw, see counting.lua).
+-- KEYS = {depth, counters}
+-- ARGV = {"local_part=n,local_part=-n,...", ttl_ms, carried, counters TTL}
+-- (carried: counts only the process saw; the counters TTL: see counting.lua).
+lifetime(ARGV[4])
 carry(ARGV[3])
 local reserved = false
 for part, n in string.gmatch(ARGV[1], '([^,=]*)=(%-?%d+)') do

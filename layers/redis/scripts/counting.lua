@@ -1,10 +1,22 @@
 -- Put before the scripts that count and carry a process's counts (scripts.py: pop, fetch,
--- ack, count). Their last KEY is the counters hash of the slot of the keys they touch
--- (keys.py: Keys.counts): each adds what one call did with one HINCRBY by n per
+-- ack, requeue, count). Their last KEY is the counters hash of the slot of the keys they
+-- touch (keys.py: Keys.counts): each adds what one call did with one HINCRBY by n per
 -- counter, never one per message or member. send, group_send and members write their
 -- HINCRBYs inline: defining these functions costs each call about a microsecond.
+-- Each first calls lifetime() with its counters TTL argument (counting.py: positive,
+-- this call renews the hash; negative, only a hash this call makes gets it).
+local counts_ttl = 0
+
+local function lifetime(ttl)
+  counts_ttl = tonumber(ttl)
+  if counts_ttl > 0 then redis.call('PEXPIRE', KEYS[#KEYS], counts_ttl) end
+end
+
 local function count(name, n)
-  if n ~= 0 then redis.call('HINCRBY', KEYS[#KEYS], name, n) end
+  -- A counter equal to what was just added is new, maybe with its hash: give it the TTL.
+  if n ~= 0 and redis.call('HINCRBY', KEYS[#KEYS], name, n) == n then
+    redis.call('PEXPIRE', KEYS[#KEYS], math.abs(counts_ttl))
+  end
 end
 
 -- What only a process saw (deliveries to its receivers, drops in its buffers), carried

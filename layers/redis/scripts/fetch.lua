@@ -1,9 +1,10 @@
 -- A normal channel's receiving process takes up to ARGV[1] live entries from the head
 -- (prefetch), dropping expired ones. KEYS = {list, held, readers, counters}.
 -- ARGV = {count, seq, acked, held_ttl_ms, reader, lease_ms, held key prefix,
---         max_message_size, carried}: an entry whose payload is larger is dropped
---         here, as in pop.lua, so a batch of huge entries never reaches the reader;
---         carried: counts only the process saw, "" if none (see counting.lua).
+--         max_message_size, carried, counters TTL}: an entry whose payload is larger
+--         is dropped here, as in pop.lua, so a batch of huge entries never reaches the
+--         reader; carried: counts only the process saw, "" if none; the counters TTL
+--         argument: see counting.lua.
 --
 -- The batch is kept in `held` under request number `seq` exactly as pop.lua keeps an
 -- inbox's (a reply lost on the wire is handed over again; a late request does nothing).
@@ -19,6 +20,7 @@ local wanted, seq, acked = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3
 local ttl = tonumber(ARGV[4])
 local out = {now, 0, 0, 0}
 local limit = tonumber(ARGV[8])
+lifetime(ARGV[10])
 carry(ARGV[9])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ttl)

@@ -3,6 +3,7 @@
 -- KEYS = normal channel lists..., then inboxes..., then the counters hash
 -- ARGV = {payload, expiry_ms, n_normal, capacity per normal channel...,
 --         then per inbox: "*local_part,local_part,...",
+--         then the counters TTL argument (see counting.lua),
 --         then the inbox entry header (layers/inbox.py), put before the payload}
 -- A normal channel's capacity is its list's length, as for a send; a full one is
 -- skipped, never an error. An inbox entry counts nothing in the inbox's depths ('*'
@@ -51,8 +52,13 @@ for key = n_normal + 1, #KEYS - 1 do
   handed = handed + commas + 1
   arg = arg + 1
 end
--- In the counters hash, its last KEY (inline, as in send.lua).
-if delivered + handed > 0 then redis.call('HINCRBY', KEYS[#KEYS], 'sent', delivered + handed) end
-if full > 0 then redis.call('HINCRBY', KEYS[#KEYS], 'dropped_full', full) end
-if expired > 0 then redis.call('HINCRBY', KEYS[#KEYS], 'dropped_expired', expired) end
+-- In the counters hash, its last KEY, with its TTL (inline, as in send.lua).
+local counts, counts_ttl, made = KEYS[#KEYS], tonumber(ARGV[#ARGV - 1]), false
+local sent = delivered + handed
+if sent > 0 then made = redis.call('HINCRBY', counts, 'sent', sent) == sent end
+if full > 0 then made = redis.call('HINCRBY', counts, 'dropped_full', full) == full or made end
+if expired > 0 then
+  made = redis.call('HINCRBY', counts, 'dropped_expired', expired) == expired or made
+end
+if counts_ttl > 0 or made then redis.call('PEXPIRE', counts, math.abs(counts_ttl)) end
 return {delivered, full, expired, handed}

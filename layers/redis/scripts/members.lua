@@ -2,11 +2,17 @@
 -- value, target, value, ...}. A field whose earliest expiry has passed is pruned of
 -- its lapsed members first, so every member returned is live now; the others cost
 -- nothing per member. KEYS = {group} or, from a group_send, {group, counters}
--- ARGV = {} or {how many group_sends read it}: they are counted here, the one script
--- every group_send runs once (its deliveries may take none, or one per shard).
+-- ARGV = {} or {how many group_sends read it, counters TTL (see counting.lua)}: they
+-- are counted here, the one script every group_send runs once (its deliveries may take
+-- none, or one per shard); the TTL is given inline, as in send.lua.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-if ARGV[1] then redis.call('HINCRBY', KEYS[#KEYS], 'group_sends', tonumber(ARGV[1])) end
+if ARGV[1] then
+  local n, counts_ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+  if redis.call('HINCRBY', KEYS[2], 'group_sends', n) == n or counts_ttl > 0 then
+    redis.call('PEXPIRE', KEYS[2], math.abs(counts_ttl))
+  end
+end
 local flat = redis.call('HGETALL', KEYS[1])
 local out = {}
 for i = 1, #flat, 2 do

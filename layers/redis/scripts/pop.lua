@@ -1,10 +1,11 @@
 -- Take up to ARGV[1] live entries from the head of a list; drop expired ones.
 -- KEYS = {list, held, counters} or {inbox, held, depth, counters}: for an inbox,
 -- expired entries also release their local channels' depth counts (not a group
--- entry's: it counted none), and ARGV[7], if given, holds depth counts to release
+-- entry's: it counted none), and ARGV[8], if given, holds depth counts to release
 -- first (the acks of messages received since the last pop): "part=n,...".
--- ARGV[6] carries counts only the process saw ("" if none: see counting.lua); the
--- expired and oversized entries dropped here are counted here.
+-- ARGV[6] carries counts only the process saw ("" if none: see counting.lua), ARGV[7]
+-- is the counters' TTL argument (counting.lua); the expired and oversized entries
+-- dropped here are counted here.
 -- ARGV[5] is the reader's max_message_size: an entry whose payload is larger is dropped
 -- here (and its depth counts released), so a batch of huge entries never reaches the
 -- reader, which could only drop them after taking them all in.
@@ -18,25 +19,26 @@
 --     reader: it is handed over again instead of a new one;
 --   * ARGV[3] = -1 means the reader does not know (it forgot): nothing is replayed.
 -- ARGV[4] is the held batch's time to live in ms.
--- ARGV[8], if given (ARGV[7] is then given too, maybe ""), is the inbox head the reader
+-- ARGV[9], if given (ARGV[8] is then given too, maybe ""), is the inbox head the reader
 -- already delivered when its blocking wait returned it: it is removed, and not
 -- returned, if it is still the head.
 -- Returns {server time in ms, expired count, oversized count, entries...}.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local out = {now, 0, 0}
+lifetime(ARGV[7])
 carry(ARGV[6])
 local limit = tonumber(ARGV[5])
 local seq, acked = tonumber(ARGV[2]), tonumber(ARGV[3])
 local held_seq = tonumber(redis.call('LINDEX', KEYS[2], 0))
 if held_seq and seq <= held_seq then return out end
-if ARGV[8] and redis.call('LINDEX', KEYS[1], 0) == ARGV[8] then
+if ARGV[9] and redis.call('LINDEX', KEYS[1], 0) == ARGV[9] then
   redis.call('LPOP', KEYS[1])
 end
 local depth = #KEYS == 4 and KEYS[3] or nil
-if ARGV[7] and ARGV[7] ~= '' and depth then
+if ARGV[8] and ARGV[8] ~= '' and depth then
   -- A negative count reserves depth (see ack.lua).
-  for part, n in string.gmatch(ARGV[7], '([^,=]*)=(%-?%d+)') do
+  for part, n in string.gmatch(ARGV[8], '([^,=]*)=(%-?%d+)') do
     if redis.call('HINCRBY', depth, part, -tonumber(n)) <= 0 then
       redis.call('HDEL', depth, part)
     elseif tonumber(n) < 0 then
