@@ -53,7 +53,7 @@ log = logging.getLogger("layers.ipc")
 
 DEFAULT_SIZE = 32 * 1024 * 1024
 MIN_SIZE = 256 * 1024
-_MAGIC = b"CHLIPC01"
+_MAGIC = b"CHLIPC02"
 _HEADER = struct.Struct("<8sQQ")  # magic, region size, slot size
 _SELECTOR = 64  # one byte: which slot holds the committed index
 _PAGE = 4096
