@@ -64,6 +64,46 @@ def cross_process_config(request: Any, backend: str, prefix: str) -> tuple[dict[
     return {"BACKEND": path, "CONFIG": config}, with_prefix(server, prefix)
 
 
+async def fill_for_figures(one: ChannelLayer, two: ChannelLayer) -> None:
+    """The figures tests' traffic, between two layers of one deployment with capacity 2.
+
+    Groups room (a channel of one's and "jobs") and hall ("jobs"); three group_sends
+    to room, the third finding both members full; a send to "other"; one message
+    received from "jobs" and from one's channel.
+    """
+    mine = await one.new_channel()
+    await one.group_add("room", mine)
+    await one.group_add("room", "jobs")
+    await two.group_add("hall", "jobs")
+    for i in range(3):
+        await two.group_send("room", msg(i))
+    await two.send("other", msg(9))
+    assert (await recv(one, "jobs"))["seq"] == 0
+    assert (await recv(one, mine))["seq"] == 0
+
+
+def check_filled_figures(figures: dict[str, Any], *, sent: int, dead_owner: int) -> None:
+    """What fill_for_figures leaves in the deployment's figures (read from JSON).
+
+    2 group deliveries to "jobs" (the store refused its third), 3 to one's inbox (one's
+    own buffer refused the third: issue 14's rule). One left in "jobs" and one in
+    "other"; the group message left in one's buffer is one's to count (the store never
+    counted it).
+    """
+    assert figures["scope"] == "deployment"
+    counters = figures["counters"]
+    assert counters["sent"] == sent
+    assert counters["group_sends"] == 3
+    assert counters["delivered"] == 2
+    assert counters["dropped_full"] == 2
+    assert counters["dropped_dead_owner"] == dead_owner
+    assert counters["dropped_expired"] == counters["dropped_undecodable"] == 0
+    assert figures["queued"] == 2
+    assert (figures["groups"], figures["members"]) == (2, 3)
+    assert figures["deepest"] == {"jobs": 1, "other": 1}  # ties by name
+    assert figures["largest_groups"] == {"room": 2, "hall": 1}
+
+
 async def figures_elsewhere(layer: str | dict[str, Any], top: int = 10) -> dict[str, Any]:
     """`chanlayers stats --json` run in a fresh process: the figures it reads of layer,
     a URL or a CHANNEL_LAYERS entry (for what no URL says, e.g. several Redis shards)."""
