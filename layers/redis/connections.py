@@ -6,6 +6,7 @@ loops (async_to_sync in threads) keeps one set of clients per loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
@@ -20,10 +21,13 @@ from .hosts import Shard
 from .multiplex import Multiplexed, supported
 from .scripts import SOURCES
 
-__all__ = ["Clients", "Connections"]
+__all__ = ["Clients", "Connections", "unlink_matching"]
 
 log = logging.getLogger("layers.redis")
 Client = Redis | RedisCluster
+
+_REDROP_AFTER = 0.05
+"""Seconds outwait() gives the tasks to end before it drops the connections again."""
 
 
 class Clients:
@@ -106,6 +110,18 @@ def _tcp(client: Client) -> TypeGuard[Redis]:
     )
 
 
+async def unlink_matching(client: Client, pattern: str) -> None:
+    """Remove every key matching pattern, in batches (SCAN: no KEYS, no long block)."""
+    batch: list[Any] = []
+    async for key in client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            await client.unlink(*batch)
+            batch = []
+    if batch:
+        await client.unlink(*batch)
+
+
 async def _close_client(client: Client) -> None:
     with contextlib.suppress(Exception):
         if isinstance(client, Redis):
@@ -130,3 +146,19 @@ class Connections(PerLoop[Clients]):
             return Clients(shards, command, blocking)
 
         super().__init__(make, Clients.aclose)
+
+    async def outwait(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Wait for tasks that read through this loop's clients, ending blocked reads.
+
+        redis-py lets a blocked read finish before a cancel lands: dropping the
+        connections ends a BLMOVE at once instead of after blocking_timeout. A
+        connection still being made survives the drop, and redis-py may swallow the
+        cancel meanwhile, so the drop repeats until the tasks end.
+        """
+        clients = self.current()
+        pending = set(tasks)
+        while pending:
+            if clients is not None:
+                await clients.interrupt()
+            _, pending = await asyncio.wait(pending, timeout=_REDROP_AFTER)
+        await asyncio.gather(*tasks, return_exceptions=True)  # their errors, retrieved

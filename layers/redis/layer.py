@@ -34,7 +34,7 @@ from ..options import (
 )
 from ..redact import redact
 from . import batches, scripts
-from .connections import Connections
+from .connections import Connections, unlink_matching
 from .counting import SharedCounts
 from .fetching import Fetchers, give_back_all
 from .figures import read_figures
@@ -52,8 +52,6 @@ _RECEIVING_CACHE_SIZE = 65536
 # Entries carry their expiry as 13 digits of Unix ms (good until the year 2286): an
 # expiry must keep it at 13 digits for long after the message was sent.
 _MAX_EXPIRY = 100 * 365 * 86400
-# close(): how long the readers get to end before their connections are dropped again.
-_REDROP_AFTER = 0.05
 
 
 class RedisChannelLayer(ChannelLayer):
@@ -360,16 +358,8 @@ class RedisChannelLayer(ChannelLayer):
         self.local.clear()
         clients = await self.connections.here()
         for shard in range(len(self.shard_names)):
-            client = clients.command(shard)
             with self._reaching(shard):
-                batch: list[Any] = []
-                async for key in client.scan_iter(match=self.keys.pattern, count=1000):
-                    batch.append(key)
-                    if len(batch) >= 500:
-                        await client.unlink(*batch)
-                        batch = []
-                if batch:
-                    await client.unlink(*batch)
+                await unlink_matching(clients.command(shard), self.keys.pattern)
 
     async def _close(self) -> None:
         await self.counts.close()
@@ -379,18 +369,9 @@ class RedisChannelLayer(ChannelLayer):
         await give_back_all(self, fetching)
         self.local.close()
         mine = self.inbox.readers.cancel() + cancel_everywhere(fetcher_tasks)
-        # redis-py lets a blocked read finish before a cancel lands: dropping the
-        # connections ends a BLMOVE at once instead of after blocking_timeout. A
-        # connection still being made survives the drop, and redis-py may swallow the
-        # cancel meanwhile, so the drop repeats until the tasks end. The clients are
-        # closed for good only then, since a task may reconnect on its way out.
-        clients = self.connections.current()
-        pending = set(mine)
-        while pending:
-            if clients is not None:
-                await clients.interrupt()
-            _, pending = await asyncio.wait(pending, timeout=_REDROP_AFTER)
-        await asyncio.gather(*mine, return_exceptions=True)  # their errors, retrieved
+        # The clients are closed for good only once the tasks are done, since a task
+        # may reconnect on its way out.
+        await self.connections.outwait(mine)
         await self.connections.aclose()
 
     # -- channels_redis compatibility ----------------------------------------------------
