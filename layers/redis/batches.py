@@ -43,7 +43,6 @@ class Batching(Protocol):
     ring: HashRing
     keys: Keys
     group_plans: GroupPlans
-    expiry_ms: int
     scripted: Scripted
     counts: SharedCounts
 
@@ -54,11 +53,15 @@ class Batching(Protocol):
         """Put a message into (channel, capacity) pairs of the layer's own channels;
         return how many were full."""
 
+    def group_send_args(self, payload: bytes, keys: list[str], plan: list[Any]) -> list[Any]:
+        """group_send.lua's ARGV for one of a GroupPlan's calls (its keys and args)."""
+
     def deliver_group_here(self, channels: list[str], payload: bytes) -> int:
         """Put a group message into the layer's own channels; return how many were full."""
 
-    def target(self, channel: str) -> tuple[int, list[str], str | None]:
-        """(shard, keys, local part or None) of a channel."""
+    def send_call(self, channel: str, capacity: int) -> tuple[int, list[str], list[Any]]:
+        """(shard, keys, ARGV before the payloads) of send.lua for a channel; ARGV[2] is
+        its local part, "" for a normal channel."""
 
 
 async def _run(layer: Batching, script: scripts.Script, calls: _Calls) -> dict[int, list[Any]]:
@@ -100,9 +103,7 @@ async def send_many(layer: Batching, items: Sequence[tuple[str, bytes]]) -> Batc
                 if layer.deliver_here([(channel, capacity)], payload):
                     results[index] = channel_full(channel, capacity)
                 continue
-            shard, keys, part = layer.target(channel)
-            args: list[Any] = [layer.expiry_ms, capacity, part or ""]
-            args.append(layer.counts.lifetime(keys[-1]))
+            shard, keys, args = layer.send_call(channel, capacity)
             calls.setdefault(shard, []).append((index, keys, args))
             known = channels[channel] = ([], args)
         known[0].append(index)
@@ -155,10 +156,9 @@ async def group_send_many(
         plan = layer.group_plans.plan(found)
         full = layer.deliver_group_here(plan.here, payload) if plan.here else 0
         results.append((len(plan.here) - full + plan.handed, full))
-        head = [payload, layer.expiry_ms]
         for shard, keys, args in plan.calls:
-            tail = [layer.counts.lifetime(keys[-1]), HEADER]
-            sends.setdefault(shard, []).append((index, keys, head + args + tail))
+            call = (index, keys, layer.group_send_args(payload, keys, args))
+            sends.setdefault(shard, []).append(call)
     # Per item, its group_send.lua replies from every shard.
     by_item: dict[int, list[Any]] = collections.defaultdict(list)
     for shard, got in (await _run(layer, scripts.GROUP_SEND, sends)).items():

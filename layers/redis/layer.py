@@ -146,7 +146,8 @@ class RedisChannelLayer(ChannelLayer):
         self.local = self.inbox.local
         self.fetchers = Fetchers()
         self.expiry_ms = int(self.expiry * 1000)
-        # Readers' unacknowledged batches (readers.Held), and how long Redis keeps one.
+        # Readers' unacknowledged batches (readers.Held), and how long Redis keeps one:
+        # as long as a channel's list outlives its last send (send.lua).
         self.held: dict[str, Held] = {}
         self.held_ttl_ms = self.expiry_ms * 2 + 1000
         # Per channel received on: its inbox (None for a normal channel) and on_wait.
@@ -184,15 +185,24 @@ class RedisChannelLayer(ChannelLayer):
                 f"Redis at {self.shard_names[shard]} refused the command: {exc}"
             ) from exc
 
-    def target(self, channel: str) -> tuple[int, list[str], str | None]:
-        """(shard, send.lua's keys, local part or None) of a channel."""
+    def send_call(self, channel: str, capacity: int) -> tuple[int, list[str], list[Any]]:
+        """(shard, keys, ARGV before the payloads) of send.lua for a channel; ARGV[2] is
+        its local part, "" for a normal channel."""
         keys = self.keys
         if "!" not in channel:
             key = keys.channel(channel)
-            return self.ring.index(channel), [key, keys.counts(key)], None
-        inbox = non_local_name(channel)
-        key, local = keys.inbox(inbox), channel[len(inbox) :]
-        return self.ring.index(inbox), [key, keys.depth(inbox), keys.counts(key)], local
+            shard, keys_of, part = self.ring.index(channel), [key, keys.counts(key)], ""
+        else:
+            inbox = non_local_name(channel)
+            key, part = keys.inbox(inbox), channel[len(inbox) :]
+            shard, keys_of = self.ring.index(inbox), [key, keys.depth(inbox), keys.counts(key)]
+        lifetime = self.counts.lifetime(keys_of[-1])
+        return shard, keys_of, [self.expiry_ms, capacity, part, lifetime, self.held_ttl_ms]
+
+    def group_send_args(self, payload: bytes, keys: list[str], plan: list[Any]) -> list[Any]:
+        """group_send.lua's ARGV for one of a GroupPlan's calls (its keys and args)."""
+        head = [payload, self.expiry_ms, self.held_ttl_ms]
+        return [*head, *plan, self.counts.lifetime(keys[-1]), HEADER]
 
     def _start_reader(
         self, inbox: str, loop: asyncio.AbstractEventLoop
@@ -235,9 +245,8 @@ class RedisChannelLayer(ChannelLayer):
             if self.deliver_here([(channel, capacity)], payload):
                 raise channel_full(channel, capacity)
             return
-        shard, keys, part = self.target(channel)
-        args: list[Any] = [self.expiry_ms, capacity, part or "", self.counts.lifetime(keys[-1])]
-        args.append(payload if part is None else HEADER + payload)
+        shard, keys, args = self.send_call(channel, capacity)
+        args.append(HEADER + payload if args[2] else payload)
         clients = await self.connections.here()
         with self._reaching(shard):
             queued, expired = await scripts.SEND(clients.scripting(shard), keys, args)
@@ -332,11 +341,8 @@ class RedisChannelLayer(ChannelLayer):
         results: list[Any] = []
         if plan.calls:
             clients = await self.connections.here()
-            head, lifetime = [payload, self.expiry_ms], self.counts.lifetime
             runs = [
-                self._group_send_on(
-                    clients.scripting(s), s, k, [*head, *a, lifetime(k[-1]), HEADER]
-                )
+                self._group_send_on(clients.scripting(s), s, k, self.group_send_args(payload, k, a))
                 for s, k, a in plan.calls
             ]
             # One shard (the common case) needs no tasks.

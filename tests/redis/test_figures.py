@@ -63,7 +63,8 @@ async def test_the_scripts_count_what_a_killed_process_did(
         figures = await figures_elsewhere(config)
         # sent: 1 + 1 to "old", 2 to "jobs" (the third was refused), 2 with send_many,
         # and per group_send "other" and the two members in the absent inbox ("jobs"
-        # is full: dropped). The expired one was dropped by the second send to "old".
+        # is full: dropped). The expired one was dropped by the second send to "old",
+        # which found no room for it.
         assert figures["counters"] == {
             "sent": 12,
             "delivered": 0,
