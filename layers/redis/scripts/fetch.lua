@@ -17,7 +17,7 @@
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local wanted, seq, acked = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
+local ttl = ARGV[4]
 local out = {now, 0, 0, 0}
 local limit = tonumber(ARGV[8])
 lifetime(ARGV[10])
@@ -25,7 +25,7 @@ carry(ARGV[9])
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ttl)
 if wanted == 0 then return out end
-local held_seq = tonumber(redis.call('LINDEX', KEYS[2], 0))
+local held_seq = tonumber(redis.call('LINDEX', KEYS[2], '0'))
 if held_seq and seq <= held_seq then return out end
 
 local expired, lost, oversized = 0, 0, 0
@@ -41,9 +41,9 @@ end
 
 local popped
 if held_seq and acked ~= -1 and held_seq ~= acked then
-  popped = redis.call('LRANGE', KEYS[2], 1, -1)
+  popped = redis.call('LRANGE', KEYS[2], '1', '-1')
 else
-  popped = redis.call('LPOP', KEYS[1], wanted) or {}
+  popped = redis.call('LPOP', KEYS[1], ARGV[1]) or {}
 end
 for _, entry in ipairs(popped) do
   local deadline = tonumber(string.sub(entry, 1, 13))
@@ -61,7 +61,7 @@ count('dropped_expired', expired)
 count('dropped_dead_owner', lost)
 count('dropped_undecodable', oversized)
 redis.call('DEL', KEYS[2])
-redis.call('RPUSH', KEYS[2], seq)
+redis.call('RPUSH', KEYS[2], ARGV[2])
 for i = 5, #out, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(out, i, math.min(i + 999, #out)))
 end

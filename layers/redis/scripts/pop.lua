@@ -22,6 +22,8 @@
 -- ARGV[9], if given (ARGV[8] is then given too, maybe ""), is the inbox head the reader
 -- already delivered when its blocking wait returned it: it is removed, and not
 -- returned, if it is still the head.
+-- Numbers given as ARGV reach redis.call as they came (strings): Redis formats a Lua
+-- number for each call it is given to (see send.lua).
 -- Returns {server time in ms, expired count, oversized count, entries...}.
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -30,9 +32,9 @@ lifetime(ARGV[7])
 carry(ARGV[6])
 local limit = tonumber(ARGV[5])
 local seq, acked = tonumber(ARGV[2]), tonumber(ARGV[3])
-local held_seq = tonumber(redis.call('LINDEX', KEYS[2], 0))
+local held_seq = tonumber(redis.call('LINDEX', KEYS[2], '0'))
 if held_seq and seq <= held_seq then return out end
-if ARGV[9] and redis.call('LINDEX', KEYS[1], 0) == ARGV[9] then
+if ARGV[9] and redis.call('LINDEX', KEYS[1], '0') == ARGV[9] then
   redis.call('LPOP', KEYS[1])
 end
 local depth = #KEYS == 4 and KEYS[3] or nil
@@ -42,15 +44,15 @@ if ARGV[8] and ARGV[8] ~= '' and depth then
     if redis.call('HINCRBY', depth, part, -tonumber(n)) <= 0 then
       redis.call('HDEL', depth, part)
     elseif tonumber(n) < 0 then
-      redis.call('PEXPIRE', depth, tonumber(ARGV[4]))
+      redis.call('PEXPIRE', depth, ARGV[4])
     end
   end
 end
 local popped
 if held_seq and acked ~= -1 and held_seq ~= acked then
-  popped = redis.call('LRANGE', KEYS[2], 1, -1)
+  popped = redis.call('LRANGE', KEYS[2], '1', '-1')
 else
-  popped = redis.call('LPOP', KEYS[1], tonumber(ARGV[1])) or {}
+  popped = redis.call('LPOP', KEYS[1], ARGV[1]) or {}
 end
 local expired, oversized = 0, 0
 for _, entry in ipairs(popped) do
@@ -85,9 +87,9 @@ out[2], out[3] = expired, oversized
 count('dropped_expired', expired)
 count('dropped_undecodable', oversized)
 redis.call('DEL', KEYS[2])
-redis.call('RPUSH', KEYS[2], seq)
+redis.call('RPUSH', KEYS[2], ARGV[2])
 for i = 4, #out, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(out, i, math.min(i + 999, #out)))
 end
-redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return out
