@@ -247,12 +247,14 @@ async def test_loop_tasks_cancel_every_loops_tasks_in_their_loop() -> None:
         assert tasks.alive("here")
         assert tasks.alive("there")
         await tasks.aclose()  # this loop's task is done when it returns
-        assert log[0] == f"here cancelled in {threading.current_thread().name}"
+        # The other loop's task may have logged first: its thread runs meanwhile.
+        assert f"here cancelled in {threading.current_thread().name}" in log
         for _ in range(100):
             if len(log) == 2:
                 break
             await asyncio.sleep(0.01)
-        assert log[1] == f"there cancelled in {other.thread.name}"
+        assert f"there cancelled in {other.thread.name}" in log
+        assert len(log) == 2
         assert not tasks.alive("here")
         assert not tasks.alive("there")
     finally:
