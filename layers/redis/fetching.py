@@ -130,7 +130,7 @@ async def _fetch(layer: FetchingLayer, reader: _Reader, count: int) -> list[Any]
     number = next(_NUMBERS)
     held = reader.held
     carried = layer.counts.carry()
-    args: list[Any] = [count, number, held.acked, layer.held_ttl_ms]
+    args: list[Any] = [count, number, held.acked, layer.key_ttl_ms]
     args += [reader.name, reader.lease_ms, reader.held_prefix, layer.codec.max_message_size]
     args += [packed(carried), layer.counts.lifetime(reader.counts)]
     task = asyncio.ensure_future(

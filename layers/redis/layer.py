@@ -146,10 +146,12 @@ class RedisChannelLayer(ChannelLayer):
         self.local = self.inbox.local
         self.fetchers = Fetchers()
         self.expiry_ms = int(self.expiry * 1000)
-        # Readers' unacknowledged batches (readers.Held), and how long Redis keeps one:
-        # as long as a channel's list outlives its last send (send.lua).
+        # Readers' unacknowledged batches (readers.Held).
         self.held: dict[str, Held] = {}
-        self.held_ttl_ms = self.expiry_ms * 2 + 1000
+        # How long a key outlives its last write: a channel's list, an inbox's depth
+        # hash, a reader's held batch (twice the expiry, so expired entries are still
+        # there to drop and count).
+        self.key_ttl_ms = self.expiry_ms * 2 + 1000
         # Per channel received on: its inbox (None for a normal channel) and on_wait.
         self._receiving: dict[str, tuple[str | None, Callable[[], None]]] = {}
         self.group_plans = GroupPlans(
@@ -197,11 +199,11 @@ class RedisChannelLayer(ChannelLayer):
             key, part = keys.inbox(inbox), channel[len(inbox) :]
             shard, keys_of = self.ring.index(inbox), [key, keys.depth(inbox), keys.counts(key)]
         lifetime = self.counts.lifetime(keys_of[-1])
-        return shard, keys_of, [self.expiry_ms, capacity, part, lifetime, self.held_ttl_ms]
+        return shard, keys_of, [self.expiry_ms, capacity, part, lifetime, self.key_ttl_ms]
 
     def group_send_args(self, payload: bytes, keys: list[str], plan: list[Any]) -> list[Any]:
         """group_send.lua's ARGV for one of a GroupPlan's calls (its keys and args)."""
-        head = [payload, self.expiry_ms, self.held_ttl_ms]
+        head = [payload, self.expiry_ms, self.key_ttl_ms]
         return [*head, *plan, self.counts.lifetime(keys[-1]), HEADER]
 
     def _start_reader(

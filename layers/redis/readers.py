@@ -59,8 +59,8 @@ class Reader(Protocol):
     counts: SharedCounts
     held: dict[str, Held]
     """Readers' unacknowledged batches, by key."""
-    held_ttl_ms: int
-    """How long Redis keeps a reader's unacknowledged batch."""
+    key_ttl_ms: int
+    """How long Redis keeps a key after its last write (a held batch, a depth hash)."""
 
     @property
     def closed(self) -> bool:

@@ -65,7 +65,7 @@ async def _pop(
     clients = await layer.connections.here()
     number = next(_POP_NUMBERS)
     carried = layer.counts.carry()
-    args: list[Any] = [count, number, held.acked, layer.held_ttl_ms, layer.codec.max_message_size]
+    args: list[Any] = [count, number, held.acked, layer.key_ttl_ms, layer.codec.max_message_size]
     args += [packed(carried), layer.counts.lifetime(keys[-1])]
     acks = head = None
     if inbox is not None:
@@ -161,7 +161,7 @@ async def flush_acks(layer: InboxReader, inbox: str) -> None:
         try:
             clients = await layer.connections.here()
             lifetime = layer.counts.lifetime(keys[-1])
-            args = [packed(parts), layer.held_ttl_ms, packed(carried), lifetime]
+            args = [packed(parts), layer.key_ttl_ms, packed(carried), lifetime]
             await scripts.ACK(clients.scripting(shard), keys, args)
         except RedisError as exc:
             state.acks.give_back(inbox, parts)

@@ -116,5 +116,5 @@ async def test_reserved_depth_lapses_with_its_inbox(own_redis: RedisProcess, idl
     await reaches_redis(own_redis, key)
     ttl = own_redis.command("PTTL", key)
     assert isinstance(ttl, int)
-    assert 0 < ttl <= owner.held_ttl_ms
+    assert 0 < ttl <= owner.key_ttl_ms
     await owner.close()

@@ -1,6 +1,6 @@
 -- A normal channel's receiving process takes up to ARGV[1] live entries from the head
 -- (prefetch), dropping expired ones. KEYS = {list, held, readers, counters}.
--- ARGV = {count, seq, acked, held_ttl_ms, reader, lease_ms, held key prefix,
+-- ARGV = {count, seq, acked, key_ttl_ms, reader, lease_ms, held key prefix,
 --         max_message_size, carried, counters TTL}: an entry whose payload is larger
 --         is dropped here, as in pop.lua, so a batch of huge entries never reaches the
 --         reader; carried: counts only the process saw, "" if none; the counters TTL

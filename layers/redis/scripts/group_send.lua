@@ -20,7 +20,8 @@ local payload = ARGV[1]
 local header = ARGV[#ARGV]
 local expires = string.format('%013d', now + ARGV[2])
 -- Keys outlive their messages so that expired entries are dropped (and counted) by a
--- pop or a later send; the TTL only collects channels nobody uses any more.
+-- pop or a later send that finds the list full; the TTL only collects channels nobody
+-- uses any more.
 local ttl = ARGV[3]
 local n_normal = tonumber(ARGV[4])
 local delivered, full, expired = 0, 0, 0

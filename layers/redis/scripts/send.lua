@@ -23,7 +23,8 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local capacity = tonumber(ARGV[2])
 local expires = string.format('%013d', now + ARGV[1])
 -- Keys outlive their messages so that expired entries are dropped (and counted) by a
--- pop or a later send; the TTL only collects channels nobody uses any more.
+-- pop or a later send that finds the list full; the TTL only collects channels nobody
+-- uses any more.
 local part, ttl = ARGV[3], ARGV[5]
 local normal = part == ''
 local want = #ARGV - 5
